@@ -32,6 +32,11 @@ struct ipv4_repr {
  * callers trim to total_len. */
 int ipv4_parse(const uint8_t *buf, size_t len, struct ipv4_repr *r);
 
+/* The header quoted inside an ICMP error (RFC 792): only its first bytes
+ * follow, so total_len may exceed len and the checksum is not checked;
+ * version and header length still must be sane. Returns the header length. */
+int ipv4_parse_quoted(const uint8_t *buf, size_t len, struct ipv4_repr *r);
+
 /* Writes a 20-byte header with its checksum; total_len must be set. */
 int ipv4_emit(const struct ipv4_repr *r, uint8_t *buf, size_t len);
 

@@ -1,0 +1,130 @@
+/* The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+ *
+ * The one's-complement sum does not care about byte order (RFC 1071 2(B)):
+ * summing 16-bit words in the CPU's native order and swapping the bytes of
+ * the folded result gives the sum of big-endian words. So the hot loop loads
+ * 64 bits at a time in native order (memcpy: any alignment) and swaps once. */
+#include "wire/checksum.h"
+
+#include <string.h>
+
+/* Each 8-byte step adds two values below 2^32 to a 64-bit accumulator, so a
+ * chunk of this many bytes can never overflow it; longer buffers are summed
+ * chunk by chunk. */
+#define CSUM_CHUNK ((size_t)1 << 30)
+
+/* Fold any 64-bit one's-complement accumulator to 16 bits. A nonzero input
+ * never folds to 0, so "negative zero" 0xffff is kept, as RFC 1071 expects. */
+static uint16_t csum_fold64(uint64_t a)
+{
+    a = (a & 0xffffffffu) + (a >> 32);
+    a = (a & 0xffffu) + (a >> 16);
+    a = (a & 0xffffu) + (a >> 16);
+    a = (a & 0xffffu) + (a >> 16);
+    return (uint16_t)a;
+}
+
+static uint64_t csum_load64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Native-order sum of len (< CSUM_CHUNK) bytes, 2^16 == 1 (mod 0xffff) makes
+ * the 32-bit halves of a native 64-bit word sum like its 16-bit words. */
+static uint64_t csum_sum_native(const uint8_t *p, size_t len)
+{
+    uint64_t a0 = 0, a1 = 0;
+
+    for (; len >= 32; p += 32, len -= 32) {
+        uint64_t v0 = csum_load64(p), v1 = csum_load64(p + 8);
+        uint64_t v2 = csum_load64(p + 16), v3 = csum_load64(p + 24);
+        a0 += (v0 & 0xffffffffu) + (v0 >> 32) + (v2 & 0xffffffffu) + (v2 >> 32);
+        a1 += (v1 & 0xffffffffu) + (v1 >> 32) + (v3 & 0xffffffffu) + (v3 >> 32);
+    }
+    for (; len >= 8; p += 8, len -= 8) {
+        uint64_t v = csum_load64(p);
+        a0 += (v & 0xffffffffu) + (v >> 32);
+    }
+    if (len >= 4) {
+        uint32_t v;
+        memcpy(&v, p, sizeof v);
+        a1 += v;
+        p += 4;
+        len -= 4;
+    }
+    if (len >= 2) {
+        uint16_t v;
+        memcpy(&v, p, sizeof v);
+        a0 += v;
+        p += 2;
+        len -= 2;
+    }
+    if (len) {
+        /* The odd byte is the first byte of a word whose second byte is 0. */
+        uint8_t pad[2] = {p[0], 0};
+        uint16_t v;
+        memcpy(&v, pad, sizeof v);
+        a1 += v;
+    }
+    return a0 + a1;   /* each is below 2^62 for a chunk: no overflow */
+}
+
+static uint32_t csum_add32(uint32_t sum, uint32_t v)
+{
+    sum += v;
+    return sum + (sum < v);   /* end-around carry: 2^32 == 1 (mod 0xffff) */
+}
+
+uint32_t csum_add(uint32_t sum, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+
+    while (len) {
+        /* Chunks stay even so the word boundaries never shift. */
+        size_t n = len < CSUM_CHUNK ? len : CSUM_CHUNK;
+        uint16_t part = csum_fold64(csum_sum_native(p, n));
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        part = (uint16_t)(part << 8 | part >> 8);
+#endif
+        sum = csum_add32(sum, part);
+        p += n;
+        len -= n;
+    }
+    return sum;
+}
+
+uint16_t csum_fold(uint32_t sum)
+{
+    return (uint16_t)~csum_fold64(sum);
+}
+
+uint32_t csum_pseudo_ipv4(uint32_t src, uint32_t dst, uint8_t proto, uint16_t l4_len)
+{
+    /* RFC 768 / RFC 9293 3.1: src, dst, zero, protocol, length. */
+    uint64_t a = (uint64_t)(src >> 16) + (src & 0xffffu) + (dst >> 16) + (dst & 0xffffu);
+    a += proto;
+    a += l4_len;
+    return (uint32_t)a;   /* at most 4 * 0xffff + 0xff + 0xffff: fits */
+}
+
+/* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'). Unlike eqn. 2 it never turns a
+ * valid checksum into 0xffff where a full recomputation would give 0. */
+uint16_t csum_update16(uint16_t csum, uint16_t old_val, uint16_t new_val)
+{
+    uint32_t a = (uint16_t)~csum;
+    a += (uint16_t)~old_val;
+    a += new_val;
+    return csum_fold(a);
+}
+
+uint16_t csum_update32(uint16_t csum, uint32_t old_val, uint32_t new_val)
+{
+    uint32_t a = (uint16_t)~csum;
+    a += (uint16_t)~(old_val >> 16);
+    a += (uint16_t)~old_val;
+    a += new_val >> 16;
+    a += new_val & 0xffffu;
+    return csum_fold(a);
+}
