@@ -60,6 +60,7 @@
     X(ip_frag_drop_timeout)                                                    \
     X(ip_frag_drop_evicted) /* oldest set evicted to make room              */ \
     X(ip_frag_drop_bad)    /* malformed fragment (bad length/offset)        */ \
+    X(ip_frag_drop_toomany) /* set needs more than IPFRAG_MAX_PER_SET frags  */ \
     X(ip_frag_drop_df)     /* too big and DF set: not sent                  */ \
     X(icmp_rx)                                                                 \
     X(icmp_tx)                                                                 \
