@@ -31,6 +31,7 @@ TOOL_SRC  := $(sort $(wildcard tools/*.c))
 TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 TTOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+TLIB_SRC  := $(sort $(wildcard tests/lib/*.c))
 HDRS      := $(wildcard include/ustack/*.h src/*/*.h tests/lib/*.h)
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
@@ -72,9 +73,9 @@ $(B)/bin/%: tools/%.c $(STATIC) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(CFLAGS) $< -o $@ $(STATIC) $(LDLIBS)
 
-$(B)/tests/%: tests/unit/%.c $(STATIC) $(HDRS)
+$(B)/tests/%: tests/unit/%.c $(TLIB_SRC) $(STATIC) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(CFLAGS) -Itests/lib $< -o $@ $(STATIC) $(LDLIBS)
+	$(CC) $(BASE) $(CFLAGS) -Itests/lib $< $(TLIB_SRC) -o $@ $(STATIC) $(LDLIBS)
 
 $(B)/tests/bin/%: tests/tools/%.c $(STATIC) $(HDRS)
 	@mkdir -p $(dir $@)
@@ -84,17 +85,17 @@ $(B)/asan/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_CFLAGS) -c $< -o $@
 
-$(B)/asan/tests/%: tests/unit/%.c $(SAN_OBJ) $(HDRS)
+$(B)/asan/tests/%: tests/unit/%.c $(TLIB_SRC) $(SAN_OBJ) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_CFLAGS) -Itests/lib $< -o $@ $(SAN_OBJ) $(LDLIBS)
+	$(CC) $(SAN_CFLAGS) -Itests/lib $< $(TLIB_SRC) -o $@ $(SAN_OBJ) $(LDLIBS)
 
 $(B)/fuzz/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(BASE) -O1 -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
 
-$(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ) $(HDRS)
+$(B)/fuzz/%: tests/fuzz/%.c $(TLIB_SRC) $(FUZZ_OBJ) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(BASE) -O1 -Itests/lib -fsanitize=fuzzer,address,undefined $< -o $@ $(FUZZ_OBJ) $(LDLIBS)
+	$(FUZZ_CC) $(BASE) -O1 -Itests/lib -fsanitize=fuzzer,address,undefined $< $(TLIB_SRC) -o $@ $(FUZZ_OBJ) $(LDLIBS)
 
 deps:
 	@scripts/deps.sh

@@ -95,6 +95,79 @@ UST_API void ust_udp_set_callback(struct ust_udp *u, ust_udp_cb on_readable, voi
 UST_API int ust_udp_error(struct ust_udp *u);
 UST_API void ust_udp_close(struct ust_udp *u);
 
+
+/* ---- TCP (minimal API; the POSIX-like socket and epoll API wrap it) ----
+ *
+ * A struct ust_tcp is one connection or listener, owned by its stack's
+ * thread. Events are delivered by the callback from inside ust_stack_poll,
+ * after a burst has been processed (never from inside protocol code), so a
+ * callback may call any ust_tcp_* function, including close. */
+
+struct ust_tcp;
+
+#define UST_TCP_READABLE  0x01    /* data to read, or EOF (recv returns 0)      */
+#define UST_TCP_WRITABLE  0x02    /* send buffer has room again                 */
+#define UST_TCP_ACCEPT    0x04    /* listener: a connection is ready to accept  */
+#define UST_TCP_CONNECTED 0x08    /* active open completed                      */
+#define UST_TCP_ERROR     0x10    /* reset, refused or timed out: see ust_tcp_error */
+#define UST_TCP_CLOSED    0x20    /* both directions finished; after close()     */
+
+typedef void (*ust_tcp_cb)(struct ust_tcp *c, unsigned events, void *arg);
+
+/* Listen on addr (AF_INET; address 0 = any). backlog bounds the accept queue.
+ * -1/NULL and errno: EADDRINUSE, EINVAL, ENOMEM. */
+UST_API struct ust_tcp *ust_tcp_listen(struct ust_stack *s, const struct sockaddr *addr, socklen_t len,
+                                       int backlog, ust_tcp_cb cb, void *arg);
+/* Take an established connection from a listener (NULL and EAGAIN when none).
+ * It starts with no callback: set one. */
+UST_API struct ust_tcp *ust_tcp_accept(struct ust_tcp *listener);
+/* Active open. src may be NULL (address from the route, ephemeral port per
+ * RFC 6056). Completion: UST_TCP_CONNECTED or UST_TCP_ERROR (ECONNREFUSED,
+ * ETIMEDOUT, ...). */
+UST_API struct ust_tcp *ust_tcp_connect(struct ust_stack *s, const struct sockaddr *dst, socklen_t dstlen,
+                                        const struct sockaddr *src, socklen_t srclen, ust_tcp_cb cb, void *arg);
+UST_API void ust_tcp_set_callback(struct ust_tcp *c, ust_tcp_cb cb, void *arg);
+/* Queue up to len bytes; returns the number taken (may be short), or -1 and
+ * errno: EAGAIN (buffer full), ENOTCONN, EPIPE (after shutdown/close or
+ * reset), ECONNRESET. */
+UST_API ssize_t ust_tcp_send(struct ust_tcp *c, const void *buf, size_t len);
+/* Read up to len bytes; 0 at EOF; -1 and EAGAIN when nothing is there,
+ * ECONNRESET after a reset, ENOTCONN before the connection is established. */
+UST_API ssize_t ust_tcp_recv(struct ust_tcp *c, void *buf, size_t len);
+/* Bytes that ust_tcp_send would take now / that ust_tcp_recv would return. */
+UST_API size_t ust_tcp_sendable(const struct ust_tcp *c);
+UST_API size_t ust_tcp_readable(const struct ust_tcp *c);
+/* SHUT_WR sends FIN after queued data; SHUT_RD discards further input. */
+UST_API int ust_tcp_shutdown(struct ust_tcp *c, int how);
+/* Graceful close: FIN after queued data; the stack finishes the connection
+ * and frees it. The handle must not be used afterwards. With linger 0 set,
+ * close aborts instead (RST). */
+UST_API int ust_tcp_close(struct ust_tcp *c);
+/* Abort: send RST, free everything now. */
+UST_API void ust_tcp_abort(struct ust_tcp *c);
+/* The pending error (errno value), cleared by reading; 0 if none. */
+UST_API int ust_tcp_error(struct ust_tcp *c);
+/* RFC 9293 state name ("ESTABLISHED", ...). */
+UST_API const char *ust_tcp_state(const struct ust_tcp *c);
+UST_API int ust_tcp_getsockname(const struct ust_tcp *c, struct sockaddr *addr, socklen_t *len);
+UST_API int ust_tcp_getpeername(const struct ust_tcp *c, struct sockaddr *addr, socklen_t *len);
+
+/* Per-connection options. */
+enum ust_tcp_opt {
+    UST_TCP_OPT_NODELAY = 1,      /* 1 disables Nagle                          */
+    UST_TCP_OPT_KEEPALIVE,        /* 1 enables keepalive probes                */
+    UST_TCP_OPT_KEEPIDLE,         /* seconds idle before the first probe (7200) */
+    UST_TCP_OPT_KEEPINTVL,        /* seconds between probes (75)               */
+    UST_TCP_OPT_KEEPCNT,          /* probes before giving up (9)               */
+    UST_TCP_OPT_LINGER0,          /* 1: close() aborts with RST                */
+    UST_TCP_OPT_SNDBUF,           /* bytes                                     */
+    UST_TCP_OPT_RCVBUF,           /* bytes                                     */
+    UST_TCP_OPT_MAXSEG,           /* clamp our MSS                             */
+    UST_TCP_OPT_CC_NEWRENO,       /* 1: NewReno instead of CUBIC               */
+};
+UST_API int ust_tcp_setopt(struct ust_tcp *c, enum ust_tcp_opt opt, int value);
+UST_API int ust_tcp_getopt(const struct ust_tcp *c, enum ust_tcp_opt opt, int *value);
+
 #ifdef __cplusplus
 }
 #endif

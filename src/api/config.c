@@ -48,6 +48,18 @@ static const struct opt_def opt_defs[] = {
     {"frag-timeout", OPT_U32, "MS", "reassembly timeout (default 5000 ms)", OFF(frag_timeout_ms), 10, 120000},
     {"udp-rcvq", OPT_U32, "N", "datagrams queued per UDP socket (default 256)", OFF(udp_rcvq), 1, 1u << 20},
     {"icmp-rate", OPT_U32, "N", "ICMP errors sent per second at most (default 100)", OFF(icmp_rate), 1, 1u << 20},
+    {"tcp-conns", OPT_U32, "N", "TCP connections at most (default 1048576; memory is\n"
+     "                           reserved, and used only as connections appear)", OFF(tcp_conns), 16, 1u << 30},
+    {"tcp-sndbuf", OPT_U32, "BYTES", "default TCP send buffer (default 262144)", OFF(tcp_sndbuf), 4096, 1u << 30},
+    {"tcp-rcvbuf", OPT_U32, "BYTES", "default TCP receive buffer (default 262144)", OFF(tcp_rcvbuf), 4096,
+     1u << 30},
+    {"tcp-syn-backlog", OPT_U32, "N", "half-open connections per listener before SYN cookies (default 256)",
+     OFF(tcp_syn_backlog), 1, 1u << 20},
+    {"tcp-ooo", OPT_U32, "N", "out-of-order TCP segments buffered per stack (default 2048)", OFF(tcp_ooo_max), 16,
+     1u << 24},
+    {"tcp-tw", OPT_U32, "N", "TIME-WAIT records (default 262144; the oldest is recycled when full)",
+     OFF(tcp_tw_max), 16, 1u << 28},
+    {"time-wait", OPT_U32, "SECONDS", "TIME-WAIT length (default 60, as Linux)", OFF(tcp_time_wait_s), 1, 3600},
 };
 #undef OFF
 
@@ -66,6 +78,13 @@ void config_defaults(struct ust_config *cfg)
     cfg->frag_timeout_ms = 5000;
     cfg->udp_rcvq = 256;
     cfg->icmp_rate = 100;
+    cfg->tcp_conns = 1u << 20;
+    cfg->tcp_sndbuf = 256 * 1024;
+    cfg->tcp_rcvbuf = 256 * 1024;
+    cfg->tcp_syn_backlog = 256;
+    cfg->tcp_ooo_max = 2048;
+    cfg->tcp_tw_max = 256 * 1024;
+    cfg->tcp_time_wait_s = 60;
 }
 
 static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)

@@ -45,6 +45,12 @@ struct ust_config {
     uint32_t frag_timeout_ms;
     uint32_t udp_rcvq;                /* datagrams queued per UDP socket     */
     uint32_t icmp_rate;               /* ICMP errors per second              */
+    uint32_t tcp_conns;               /* TCBs (address space reserved, touched lazily) */
+    uint32_t tcp_sndbuf, tcp_rcvbuf;  /* default buffer sizes, bytes        */
+    uint32_t tcp_syn_backlog;         /* half-open per listener before SYN cookies */
+    uint32_t tcp_ooo_max;             /* out-of-order buffers per stack     */
+    uint32_t tcp_tw_max;              /* TIME-WAIT records                  */
+    uint32_t tcp_time_wait_s;         /* TIME-WAIT length                   */
 };
 
 void config_defaults(struct ust_config *cfg);

@@ -96,7 +96,7 @@ static int stack_init_tables(struct ust_stack *s)
             return -1;
     icmp_init(s, s->cfg.icmp_rate);
     udp_init(s);
-    return 0;
+    return tcp_init(s);
 }
 
 static void stack_service_dev(struct ust_stack *s)
@@ -157,6 +157,7 @@ void ust_stack_destroy(struct ust_stack *s)
     if (!s)
         return;
     stack_flush(s);
+    tcp_fini(s);
     udp_fini(s);
     ipfrag_fini(&s->frag);
     arp_fini(s);
@@ -190,7 +191,9 @@ uint64_t ust_stack_poll(struct ust_stack *s, uint64_t now_ns)
     stack_service_dev(s);
     stack_receive(s);
     uint64_t next = wheel_run(&s->wheel, now_ns);
+    tcp_deliver_events(s);
     stack_flush(s);
+    next = wheel_next_deadline(&s->wheel) < next ? wheel_next_deadline(&s->wheel) : next;
     if (s->dev.ops->service && s->dev_next < next)
         next = s->dev_next;
     return next;

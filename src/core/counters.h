@@ -79,6 +79,43 @@
     X(udp_drop_csum)                                                           \
     X(udp_drop_noport)                                                         \
     X(udp_drop_rcvbuf)     /* socket receive queue full                     */ \
+    X(tcp_rx)              /* segments received                             */ \
+    X(tcp_tx)              /* segments sent                                 */ \
+    X(tcp_drop_malformed)                                                      \
+    X(tcp_drop_csum)                                                           \
+    X(tcp_drop_noport)     /* no connection or listener: RST sent           */ \
+    X(tcp_drop_unacceptable) /* failed the sequence test (RFC 9293 3.10.7.4) */ \
+    X(tcp_drop_paws)       /* PAWS: old timestamp (RFC 7323 5)              */ \
+    X(tcp_drop_listen_overflow) /* accept queue full                       */ \
+    X(tcp_drop_nomem)      /* no TCB or buffer                              */ \
+    X(tcp_drop_ooo_full)   /* out-of-order queue bound reached              */ \
+    X(tcp_drop_rcvbuf)     /* beyond the receive window or buffer           */ \
+    X(tcp_challenge_ack)   /* RFC 5961 challenge ACKs sent                  */ \
+    X(tcp_rst_rx)                                                              \
+    X(tcp_rst_tx)                                                              \
+    X(tcp_active_opens)                                                        \
+    X(tcp_passive_opens)                                                       \
+    X(tcp_syncookies_sent)                                                     \
+    X(tcp_syncookies_ok)                                                       \
+    X(tcp_syncookies_failed)                                                   \
+    X(tcp_retransmits)     /* segments retransmitted                        */ \
+    X(tcp_rto)             /* retransmission timeouts                       */ \
+    X(tcp_fast_retransmits) /* recoveries entered                           */ \
+    X(tcp_rack_lost)       /* segments RACK marked lost                     */ \
+    X(tcp_tlp)             /* tail loss probes sent                         */ \
+    X(tcp_frto_spurious)   /* RTOs found spurious by F-RTO (undone)          */ \
+    X(tcp_dsack_rx)                                                            \
+    X(tcp_ooo_segments)    /* segments queued out of order                  */ \
+    X(tcp_dup_segments)    /* wholly duplicate segments                     */ \
+    X(tcp_delayed_acks)                                                        \
+    X(tcp_zero_window_probes)                                                  \
+    X(tcp_keepalive_probes)                                                    \
+    X(tcp_timeouts)        /* connections given up after retries            */ \
+    X(tcp_pmtu_updates)    /* MSS lowered by ICMP fragmentation needed      */ \
+    X(tcp_icmp_ignored)    /* ICMP errors failing the sequence check        */ \
+    X(tcp_tw_reuse)        /* TIME-WAIT tuple reused by a new SYN (RFC 6191) */ \
+    X(tcp_tw_recycled)     /* TIME-WAIT table full: oldest dropped          */ \
+    X(tcp_tw_rst_ignored)  /* RFC 1337                                      */ \
     X(pool_empty)          /* packet allocations that failed                */ \
     X(pcap_errors)
 

@@ -45,6 +45,7 @@
  * status word is read with acquire and written with release ordering, since
  * the kernel reads and writes the same memory concurrently. */
 #include "dev/dev.h"
+#include "dev/netif.h"
 
 #include <errno.h>
 #include <linux/if_ether.h>
@@ -53,7 +54,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -146,49 +146,36 @@ static int afp_option(void *ctx, const char *key, const char *val)
 
 /* ---- interface facts ---------------------------------------------------- */
 
-static int afp_ifreq(struct afp *a, unsigned long req, struct ifreq *ifr, const char *what)
-{
-    memset(ifr, 0, sizeof(*ifr));
-    memcpy(ifr->ifr_name, a->ifname, IFNAMSIZ);
-    if (ioctl(a->fd, req, ifr) < 0) {
-        fprintf(stderr, "afpacket: %s(%s): %s\n", what, a->ifname, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 static int afp_read_link(struct dev *d, struct afp *a, int *ifindex)
 {
-    struct ifreq ifr;
-    if (afp_ifreq(a, SIOCGIFINDEX, &ifr, "SIOCGIFINDEX"))
-        return -1;
-    *ifindex = ifr.ifr_ifindex;
-    if (afp_ifreq(a, SIOCGIFHWADDR, &ifr, "SIOCGIFHWADDR"))
-        return -1;
-    if (ifr.ifr_hwaddr.sa_family != 1 /* ARPHRD_ETHER */) {
-        fprintf(stderr, "afpacket: %s is not an Ethernet interface\n", a->ifname);
+    int mtu;
+    if ((*ifindex = netif_get_index(a->fd, a->ifname)) < 0) {
+        fprintf(stderr, "afpacket: SIOCGIFINDEX(%s): %s\n", a->ifname, strerror(errno));
         return -1;
     }
-    memcpy(d->mac, ifr.ifr_hwaddr.sa_data, sizeof(d->mac));
+    if (netif_get_mac(a->fd, a->ifname, d->mac)) {
+        if (errno == EPFNOSUPPORT)
+            fprintf(stderr, "afpacket: %s is not an Ethernet interface\n", a->ifname);
+        else
+            fprintf(stderr, "afpacket: SIOCGIFHWADDR(%s): %s\n", a->ifname, strerror(errno));
+        return -1;
+    }
     d->flags |= DEV_F_HAS_MAC;
-    if (afp_ifreq(a, SIOCGIFMTU, &ifr, "SIOCGIFMTU"))
+    if ((mtu = netif_get_mtu(a->fd, a->ifname)) < 0) {
+        fprintf(stderr, "afpacket: SIOCGIFMTU(%s): %s\n", a->ifname, strerror(errno));
         return -1;
-    if (ifr.ifr_mtu <= 0)
-        return -1;
-    d->mtu = (uint32_t)ifr.ifr_mtu;
+    }
+    d->mtu = (uint32_t)mtu;
     return 0;
 }
 
+/* A failed lookup leaves the flag as it was. */
 static void afp_refresh_link_up(struct dev *d, struct afp *a)
 {
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    memcpy(ifr.ifr_name, a->ifname, IFNAMSIZ);
-    if (ioctl(a->fd, SIOCGIFFLAGS, &ifr) < 0)
-        return;
-    if (ifr.ifr_flags & IFF_UP)
+    int up = netif_is_up(a->fd, a->ifname);
+    if (up > 0)
         d->flags |= DEV_F_LINK_UP;
-    else
+    else if (up == 0)
         d->flags &= ~(uint32_t)DEV_F_LINK_UP;
 }
 

@@ -26,6 +26,7 @@
  * |    drops the frame (dev_tx_drop).                                        |
  * +--------------------------------------------------------------------------+ */
 #include "dev/dev.h"
+#include "dev/netif.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -92,24 +93,15 @@ static int tap_link_up(struct dev *d, struct tap *t)
         fprintf(stderr, "tap: socket: %s\n", strerror(errno));
         return -1;
     }
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    memcpy(ifr.ifr_name, t->ifname, IFNAMSIZ);
-    int rc = -1;
-    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
-        goto out;
-    ifr.ifr_flags |= IFF_UP;
-    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-        goto out;
-    if (ioctl(s, SIOCGIFMTU, &ifr) < 0)
-        goto out;
-    d->mtu = ifr.ifr_mtu > 0 ? (uint32_t)ifr.ifr_mtu : 0;
-    rc = 0;
-out:
-    if (rc)
+    int mtu = -1;
+    if (netif_set_up(s, t->ifname) == 0)
+        mtu = netif_get_mtu(s, t->ifname);
+    if (mtu < 0)
         fprintf(stderr, "tap: configuring %s: %s\n", t->ifname, strerror(errno));
+    else
+        d->mtu = (uint32_t)mtu;
     close(s);
-    return rc;
+    return mtu < 0 ? -1 : 0;
 }
 
 static void tap_release(struct tap *t)

@@ -66,6 +66,9 @@ static void icmp_error_up(struct ust_stack *s, const struct icmp_repr *m)
     case IPPROTO_UDP_:
         udp_error_input(s, &e);
         return;
+    case IPPROTO_TCP_:
+        tcp_error_input(s, &e);
+        return;
     default:
         return;
     }

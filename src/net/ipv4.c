@@ -116,6 +116,9 @@ static void ipv4_deliver(struct ust_stack *s, struct pkt *p, const struct ipv4_r
     case IPPROTO_UDP_:
         udp_input(s, p, ip);
         return;
+    case IPPROTO_TCP_:
+        tcp_input(s, p, ip);
+        return;
     default:
         /* RFC 1122 3.2.2.1: SHOULD send Protocol Unreachable. */
         CTR_INC(&s->ctr, ip_drop_proto);

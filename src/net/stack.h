@@ -16,6 +16,7 @@
 #include "net/icmp.h"
 #include "net/ipfrag.h"
 #include "net/ipv4.h"
+#include "tcp/tcp.h"
 #include "udp/udp.h"
 
 #define STACK_BURST 64
@@ -33,6 +34,7 @@ struct ust_stack {
     struct ipfrag_table frag;
     struct icmp_state icmp;
     struct udp_table udp;
+    struct tcp_stack tcp;
     struct hash_key key;              /* secret for hashes and IDs           */
     uint64_t rng;                     /* xorshift state                      */
     uint8_t mac[6];

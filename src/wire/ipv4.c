@@ -19,9 +19,9 @@
 #define IPV4_VERSION 4
 #define IPV4_MIN_IHL 5
 
-/* Structure checks in the order a reader would do them; the first failure
- * names the reason (counted by the caller). */
-static int ipv4_check_lengths(const uint8_t *buf, size_t len)
+/* The header checks both parsers share: version and header length, within
+ * buf. Returns the header length. */
+static int ipv4_check_header(const uint8_t *buf, size_t len)
 {
     if (len < IPV4_HDR_LEN)
         return -WIRE_TRUNCATED;
@@ -32,12 +32,41 @@ static int ipv4_check_lengths(const uint8_t *buf, size_t len)
         return -WIRE_BAD_HDRLEN;
     if (hdr_len > len)
         return -WIRE_TRUNCATED;
+    return (int)hdr_len;
+}
+
+/* Structure checks of a whole datagram in the order a reader would do them;
+ * the first failure names the reason (counted by the caller). */
+static int ipv4_check_lengths(const uint8_t *buf, size_t len)
+{
+    int hdr_len = ipv4_check_header(buf, len);
+    if (hdr_len < 0)
+        return hdr_len;
     uint16_t total_len = rd16(buf + IPV4_OFF_TOTAL_LEN);
-    if (total_len < hdr_len)
+    if (total_len < (size_t)hdr_len)
         return -WIRE_BAD_LEN;
     if (total_len > len)
         return -WIRE_TRUNCATED;
-    return (int)hdr_len;
+    return hdr_len;
+}
+
+/* Field decoding shared by both parsers; the header is already checked. */
+static void ipv4_decode_fields(const uint8_t *buf, int hdr_len, struct ipv4_repr *r)
+{
+    uint16_t ff = rd16(buf + IPV4_OFF_FLAGS_FRAG);
+    r->hdr_len = (uint8_t)hdr_len;
+    r->tos = buf[IPV4_OFF_TOS];
+    r->total_len = rd16(buf + IPV4_OFF_TOTAL_LEN);
+    r->id = rd16(buf + IPV4_OFF_ID);
+    /* The reserved flag (RFC 791; RFC 3514's "evil bit") is ignored on
+     * receipt, as Linux does: robustness principle, RFC 1122 1.2.2. */
+    r->df = (ff & IPV4_FLAG_DF) != 0;
+    r->mf = (ff & IPV4_FLAG_MF) != 0;
+    r->frag_off = (uint16_t)((ff & IPV4_FRAG_MASK) * 8);
+    r->ttl = buf[IPV4_OFF_TTL];
+    r->proto = buf[IPV4_OFF_PROTO];
+    r->src = rd32(buf + IPV4_OFF_SRC);
+    r->dst = rd32(buf + IPV4_OFF_DST);
 }
 
 int ipv4_parse(const uint8_t *buf, size_t len, struct ipv4_repr *r)
@@ -48,21 +77,20 @@ int ipv4_parse(const uint8_t *buf, size_t len, struct ipv4_repr *r)
     /* RFC 1122 3.2.1.2: a datagram whose header checksum fails is dropped. */
     if (csum_buf(buf, (size_t)hdr_len) != 0)
         return -WIRE_BAD_CSUM;
+    ipv4_decode_fields(buf, hdr_len, r);
+    return hdr_len;
+}
 
-    uint16_t ff = rd16(buf + IPV4_OFF_FLAGS_FRAG);
-    r->hdr_len = (uint8_t)hdr_len;
-    r->tos = buf[IPV4_OFF_TOS];
-    r->total_len = rd16(buf + IPV4_OFF_TOTAL_LEN);
-    r->id = rd16(buf + IPV4_OFF_ID);
-    /* The reserved (RFC 3514 "evil") bit is ignored on receipt: robustness
-     * principle, RFC 1122 1.2.2. */
-    r->df = (ff & IPV4_FLAG_DF) != 0;
-    r->mf = (ff & IPV4_FLAG_MF) != 0;
-    r->frag_off = (uint16_t)((ff & IPV4_FRAG_MASK) * 8);
-    r->ttl = buf[IPV4_OFF_TTL];
-    r->proto = buf[IPV4_OFF_PROTO];
-    r->src = rd32(buf + IPV4_OFF_SRC);
-    r->dst = rd32(buf + IPV4_OFF_DST);
+/* RFC 792 / RFC 1812 4.3.2.3: an ICMP error quotes the offending header plus
+ * at least 8 bytes of its data, so total_len may exceed what is here, and a
+ * router may have rewritten the TTL without fixing the checksum: neither is
+ * checked. */
+int ipv4_parse_quoted(const uint8_t *buf, size_t len, struct ipv4_repr *r)
+{
+    int hdr_len = ipv4_check_header(buf, len);
+    if (hdr_len < 0)
+        return hdr_len;
+    ipv4_decode_fields(buf, hdr_len, r);
     return hdr_len;
 }
 

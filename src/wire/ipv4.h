@@ -26,15 +26,17 @@ struct ipv4_repr {
 };
 
 /* Full validation (RFC 1122 3.2.1): version 4, header length 20..60 and within
- * buf, total length >= header and <= buf, header checksum, evil bit ignored,
- * reserved flag must be 0. Options are skipped, not interpreted. Returns the
- * header length. Trailing bytes past total_len (Ethernet padding) are allowed:
- * callers trim to total_len. */
+ * buf, total length >= header and <= buf, header checksum. The reserved flag
+ * bit (RFC 3514's "evil bit") is ignored, as Linux does. Options are skipped,
+ * not interpreted. Returns the header length. Trailing bytes past total_len
+ * (Ethernet padding) are allowed: callers trim to total_len. */
 int ipv4_parse(const uint8_t *buf, size_t len, struct ipv4_repr *r);
 
 /* The header quoted inside an ICMP error (RFC 792): only its first bytes
  * follow, so total_len may exceed len and the checksum is not checked;
- * version and header length still must be sane. Returns the header length. */
+ * version and header length still must be sane (-WIRE_BAD_VERSION,
+ * -WIRE_BAD_HDRLEN below 20, -WIRE_TRUNCATED past len, as ipv4_parse).
+ * Returns the header length. */
 int ipv4_parse_quoted(const uint8_t *buf, size_t len, struct ipv4_repr *r);
 
 /* Writes a 20-byte header with its checksum; total_len must be set. */

@@ -6,7 +6,7 @@
 #include <netinet/in.h>
 
 #include "harness.h"
-#include "net/stack.h"
+#include "stackfx.h"
 #include "wire/arp.h"
 #include "wire/checksum.h"
 #include "wire/eth.h"
@@ -14,165 +14,6 @@
 #include "wire/ipv4.h"
 #include "wire/udp.h"
 
-#define US_IP   0x0a000002u     /* 10.0.0.2 */
-#define PEER_IP 0x0a000001u     /* 10.0.0.1 */
-static const uint8_t us_mac[6] = {0x02, 0, 0, 0, 0, 0x02};
-static const uint8_t peer_mac[6] = {0x02, 0, 0, 0, 0, 0x01};
-
-struct fixture {
-    struct ust_stack *s;
-    struct dev peer;
-    struct pkt_pool peer_pool;
-    struct ust_counters peer_ctr;
-    uint64_t now;
-    struct ust_udp *echo;
-};
-
-static int link_seq;
-
-static void fx_poll(struct fixture *fx) { ust_stack_poll(fx->s, fx->now); }
-
-static int fx_open(struct fixture *fx, const char *extra_args)
-{
-    char name[32], dev[96];
-    memset(fx, 0, sizeof(*fx));
-    snprintf(name, sizeof(name), "stk%d", link_seq++);
-    struct ust_config *cfg = ust_config_new();
-    char *argv[16] = {"test", "--dev", dev, "--ip", "10.0.0.2/24", "--mac", "02:00:00:00:00:02",
-                      "--gw", "10.0.0.254", "--pkts", "512", NULL};
-    int argc = 11;
-    if (extra_args)
-        argv[argc++] = (char *)extra_args;
-    argv[argc] = NULL;
-    snprintf(dev, sizeof(dev), "memlink:%s,end=a", name);
-    if (!cfg || ust_config_parse_args(cfg, &argc, argv) < 0)
-        return -1;
-    fx->s = ust_stack_create(cfg);
-    ust_config_free(cfg);
-    if (!fx->s)
-        return -1;
-    char peer_spec[64];
-    snprintf(peer_spec, sizeof(peer_spec), "memlink:%s,end=b", name);
-    if (dev_open(&fx->peer, peer_spec, &fx->peer_ctr) < 0)
-        return -1;
-    if (pkt_pool_init(&fx->peer_pool, 4096, 2048, NULL) < 0)
-        return -1;
-    fx->peer.pool = &fx->peer_pool;
-    fx->peer.ops->start(&fx->peer);
-    fx->now = fx->s->now;
-    fx_poll(fx);   /* the link is up now that both ends are open */
-    return 0;
-}
-
-
-static void fx_advance(struct fixture *fx, uint64_t ns)
-{
-    uint64_t end = fx->now + ns;
-    while (fx->now < end) {
-        uint64_t step = end - fx->now < 1000000 ? end - fx->now : 1000000;
-        fx->now += step;
-        fx_poll(fx);
-    }
-}
-
-/* Send a frame from the peer and let the stack process it. */
-static void fx_send(struct fixture *fx, const uint8_t *frame, size_t len)
-{
-    struct pkt *p = pkt_alloc(&fx->peer_pool);
-    memcpy(pkt_put(p, (uint16_t)len), frame, len);
-    fx->peer.ops->tx_burst(&fx->peer, &p, 1, fx->now);
-    fx_poll(fx);
-}
-
-/* Next frame the stack sent, copied into buf; its length or 0. */
-static size_t fx_recv(struct fixture *fx, uint8_t *buf, size_t cap)
-{
-    struct pkt *p;
-    if (fx->peer.ops->rx_burst(&fx->peer, &p, 1, fx->now) != 1)
-        return 0;
-    size_t n = p->len < cap ? p->len : cap;
-    memcpy(buf, pkt_data(p), n);
-    pkt_free(p);
-    return n;
-}
-
-static void fx_drain(struct fixture *fx)
-{
-    uint8_t buf[2048];
-    while (fx_recv(fx, buf, sizeof(buf)))
-        ;
-}
-
-static uint64_t ctr(struct fixture *fx, const char *name)
-{
-    uint64_t v = 0;
-    ust_stack_counter(fx->s, name, &v);
-    return v;
-}
-
-/* Every buffer must be back in its pool once nothing is in flight. */
-static int fx_close(struct fixture *fx)
-{
-    fx_drain(fx);
-    int leak = fx->s->pool.avail != fx->s->pool.count || fx->s->big_pool.avail != fx->s->big_pool.count;
-    if (leak)
-        fprintf(stderr, "  leak: pool %u/%u big %u/%u\n", fx->s->pool.avail, fx->s->pool.count,
-                fx->s->big_pool.avail, fx->s->big_pool.count);
-    if (fx->echo)
-        ust_udp_close(fx->echo);
-    ust_stack_destroy(fx->s);
-    dev_close(&fx->peer);
-    leak |= fx->peer_pool.avail != fx->peer_pool.count;
-    pkt_pool_fini(&fx->peer_pool);
-    return leak ? -1 : 0;
-}
-
-/* ---- frame builders ---- */
-
-static size_t build_eth(uint8_t *f, const uint8_t *dst, uint16_t type)
-{
-    struct eth_repr e = {.type = type};
-    memcpy(e.dst, dst, 6);
-    memcpy(e.src, peer_mac, 6);
-    return (size_t)eth_emit(&e, f, ETH_HDR_LEN);
-}
-
-static size_t build_arp(uint8_t *f, uint16_t op, uint32_t spa, const uint8_t *sha, uint32_t tpa)
-{
-    size_t n = build_eth(f, eth_broadcast, ETHERTYPE_ARP);
-    struct arp_repr a = {.op = op, .spa = spa, .tpa = tpa};
-    memcpy(a.sha, sha, 6);
-    arp_emit(&a, f + n, ARP_LEN);
-    memset(f + n + ARP_LEN, 0, 60 - n - ARP_LEN);
-    return 60;
-}
-
-/* An IPv4 packet with payload (already at f + 14 + 20) of plen bytes. */
-static size_t build_ip(uint8_t *f, uint32_t src, uint32_t dst, uint8_t proto, uint16_t id, uint16_t frag_off,
-                       int mf, size_t plen)
-{
-    size_t n = build_eth(f, us_mac, ETHERTYPE_IPV4);
-    struct ipv4_repr ip = {.hdr_len = 20, .total_len = (uint16_t)(20 + plen), .id = id, .ttl = 64,
-                           .proto = proto, .src = src, .dst = dst, .frag_off = frag_off, .mf = (uint8_t)mf};
-    ipv4_emit(&ip, f + n, 20);
-    return n + 20 + plen;
-}
-
-static size_t build_udp(uint8_t *f, uint16_t sport, uint16_t dport, const uint8_t *data, size_t len)
-{
-    uint8_t *u = f + ETH_HDR_LEN + 20;
-    memcpy(u + 8, data, len);
-    struct udp_repr r = {.sport = sport, .dport = dport, .len = (uint16_t)(8 + len)};
-    udp_emit(&r, u, r.len, csum_pseudo_ipv4(PEER_IP, US_IP, IPPROTO_UDP_, r.len));
-    return build_ip(f, PEER_IP, US_IP, IPPROTO_UDP_, 7, 0, 0, r.len);
-}
-
-static void learn_peer(struct fixture *fx)
-{
-    uint8_t f[64];
-    fx_send(fx, f, build_arp(f, ARP_OP_REQUEST, PEER_IP, peer_mac, US_IP));
-    fx_drain(fx);
-}
 
 /* Split an ICMP echo request of plen payload bytes into fragments of at
  * most `chunk` payload bytes and send them in the given order. */
@@ -191,7 +32,7 @@ static void send_fragmented_echo(struct fixture *fx, size_t plen, uint16_t id, s
         size_t i = reverse ? nfrag - 1 - k : k;
         size_t off = i * chunk, len = total - off < chunk ? total - off : chunk;
         memcpy(f + ETH_HDR_LEN + 20, msg + off, len);
-        fx_send(fx, f, build_ip(f, PEER_IP, US_IP, IPPROTO_ICMP_, id, (uint16_t)off, off + len < total, len));
+        fx_send(fx, f, fx_build_ip(f, FX_PEER_IP, FX_US_IP, IPPROTO_ICMP_, id, (uint16_t)off, off + len < total, len));
     }
 }
 
@@ -211,9 +52,9 @@ TEST(gratuitous_arp_at_start)
     CHECK_EQ(e.type, ETHERTYPE_ARP);
     CHECK(arp_parse(f + 14, n - 14, &a) == ARP_LEN);
     CHECK_EQ(a.op, ARP_OP_REQUEST);
-    CHECK_EQ(a.spa, US_IP);
-    CHECK_EQ(a.tpa, US_IP);
-    CHECK_MEM(a.sha, us_mac, 6);
+    CHECK_EQ(a.spa, FX_US_IP);
+    CHECK_EQ(a.tpa, FX_US_IP);
+    CHECK_MEM(a.sha, fx_us_mac, 6);
     CHECK(fx_close(&fx) == 0);
 }
 
@@ -223,24 +64,24 @@ TEST(arp_request_gets_exact_reply)
     CHECK(fx_open(&fx, NULL) == 0);
     fx_drain(&fx);
     uint8_t f[128];
-    fx_send(&fx, f, build_arp(f, ARP_OP_REQUEST, PEER_IP, peer_mac, US_IP));
+    fx_send(&fx, f, fx_build_arp(f, ARP_OP_REQUEST, FX_PEER_IP, fx_peer_mac, FX_US_IP));
     size_t n = fx_recv(&fx, f, sizeof(f));
     CHECK_EQ(n, 60);
     struct eth_repr e;
     struct arp_repr a;
     eth_parse(f, n, &e);
-    CHECK_MEM(e.dst, peer_mac, 6);
-    CHECK_MEM(e.src, us_mac, 6);
+    CHECK_MEM(e.dst, fx_peer_mac, 6);
+    CHECK_MEM(e.src, fx_us_mac, 6);
     CHECK(arp_parse(f + 14, n - 14, &a) == ARP_LEN);
     CHECK_EQ(a.op, ARP_OP_REPLY);
-    CHECK_EQ(a.spa, US_IP);
-    CHECK_EQ(a.tpa, PEER_IP);
-    CHECK_MEM(a.sha, us_mac, 6);
-    CHECK_MEM(a.tha, peer_mac, 6);
+    CHECK_EQ(a.spa, FX_US_IP);
+    CHECK_EQ(a.tpa, FX_PEER_IP);
+    CHECK_MEM(a.sha, fx_us_mac, 6);
+    CHECK_MEM(a.tha, fx_peer_mac, 6);
     /* The sender was learned: the stack can now talk to it without asking. */
     uint8_t mac[6];
-    CHECK(arp_lookup(fx.s, PEER_IP, mac) == 0);
-    CHECK_MEM(mac, peer_mac, 6);
+    CHECK(arp_lookup(fx.s, FX_PEER_IP, mac) == 0);
+    CHECK_MEM(mac, fx_peer_mac, 6);
     CHECK(fx_close(&fx) == 0);
 }
 
@@ -250,10 +91,10 @@ TEST(arp_not_for_us_is_ignored_and_not_learned)
     CHECK(fx_open(&fx, NULL) == 0);
     fx_drain(&fx);
     uint8_t f[128], mac[6];
-    fx_send(&fx, f, build_arp(f, ARP_OP_REQUEST, PEER_IP, peer_mac, 0x0a000009));
+    fx_send(&fx, f, fx_build_arp(f, ARP_OP_REQUEST, FX_PEER_IP, fx_peer_mac, 0x0a000009));
     CHECK_EQ(fx_recv(&fx, f, sizeof(f)), 0);
-    CHECK(arp_lookup(fx.s, PEER_IP, mac) < 0);
-    CHECK_EQ(ctr(&fx, "arp_drop_not_us"), 1);
+    CHECK(arp_lookup(fx.s, FX_PEER_IP, mac) < 0);
+    CHECK_EQ(fx_ctr(&fx, "arp_drop_not_us"), 1);
     CHECK(fx_close(&fx) == 0);
 }
 
@@ -264,10 +105,10 @@ TEST(arp_bogus_senders_dropped)
     fx_drain(&fx);
     uint8_t f[128];
     const uint8_t mcast[6] = {0x01, 0, 0x5e, 0, 0, 1};
-    fx_send(&fx, f, build_arp(f, ARP_OP_REQUEST, PEER_IP, mcast, US_IP));
-    fx_send(&fx, f, build_arp(f, ARP_OP_REQUEST, US_IP, peer_mac, US_IP + 0));   /* claims our address */
-    fx_send(&fx, f, build_arp(f, ARP_OP_REQUEST, 0x0a0000ff, peer_mac, US_IP));  /* subnet broadcast */
-    CHECK_EQ(ctr(&fx, "arp_drop_bogus_sender"), 3);
+    fx_send(&fx, f, fx_build_arp(f, ARP_OP_REQUEST, FX_PEER_IP, mcast, FX_US_IP));
+    fx_send(&fx, f, fx_build_arp(f, ARP_OP_REQUEST, FX_US_IP, fx_peer_mac, FX_US_IP + 0));   /* claims our address */
+    fx_send(&fx, f, fx_build_arp(f, ARP_OP_REQUEST, 0x0a0000ff, fx_peer_mac, FX_US_IP));  /* subnet broadcast */
+    CHECK_EQ(fx_ctr(&fx, "arp_drop_bogus_sender"), 3);
     CHECK_EQ(fx_recv(&fx, f, sizeof(f)), 0);
     CHECK(fx_close(&fx) == 0);
 }
@@ -278,8 +119,8 @@ static void check_echo_reply(HARNESS_ARGS, const uint8_t *f, size_t n, uint16_t 
     struct icmp_repr m;
     CHECK(n >= 14 + 20 + 8);
     CHECK(ipv4_parse(f + 14, n - 14, &ip) == 20);
-    CHECK_EQ(ip.src, US_IP);
-    CHECK_EQ(ip.dst, PEER_IP);
+    CHECK_EQ(ip.src, FX_US_IP);
+    CHECK_EQ(ip.dst, FX_PEER_IP);
     CHECK_EQ(ip.proto, IPPROTO_ICMP_);
     CHECK(icmp_parse(f + 34, ip.total_len - 20u, &m) == 8);
     CHECK_EQ(m.type, ICMP_ECHO_REPLY);
@@ -298,14 +139,14 @@ TEST(ping_reply_after_arp_resolution)
     struct icmp_repr m = {.type = ICMP_ECHO_REQUEST, .id = 99, .seq = 3, .payload = (const uint8_t *)"hello!!!",
                           .payload_len = 8};
     icmp_emit(&m, f + 34, 16);
-    fx_send(&fx, f, build_ip(f, PEER_IP, US_IP, IPPROTO_ICMP_, 1, 0, 0, 16));
+    fx_send(&fx, f, fx_build_ip(f, FX_PEER_IP, FX_US_IP, IPPROTO_ICMP_, 1, 0, 0, 16));
     size_t n = fx_recv(&fx, f, sizeof(f));
     struct arp_repr a;
     CHECK(n == 60 && arp_parse(f + 14, n - 14, &a) == ARP_LEN);
     CHECK_EQ(a.op, ARP_OP_REQUEST);
-    CHECK_EQ(a.tpa, PEER_IP);
+    CHECK_EQ(a.tpa, FX_PEER_IP);
     CHECK_EQ(fx_recv(&fx, f, sizeof(f)), 0);
-    fx_send(&fx, f, build_arp(f, ARP_OP_REPLY, PEER_IP, peer_mac, US_IP));
+    fx_send(&fx, f, fx_build_arp(f, ARP_OP_REPLY, FX_PEER_IP, fx_peer_mac, FX_US_IP));
     n = fx_recv(&fx, f, sizeof(f));
     check_echo_reply(HARNESS_PASS, f, n, 99, 3, 8);
     CHECK_OK();
@@ -321,7 +162,7 @@ TEST(arp_unanswered_gives_up_and_frees)
     uint8_t f[2048];
     struct icmp_repr m = {.type = ICMP_ECHO_REQUEST, .id = 1, .seq = 1, .payload = f, .payload_len = 0};
     icmp_emit(&m, f + 34, 8);
-    fx_send(&fx, f, build_ip(f, PEER_IP, US_IP, IPPROTO_ICMP_, 1, 0, 0, 8));
+    fx_send(&fx, f, fx_build_ip(f, FX_PEER_IP, FX_US_IP, IPPROTO_ICMP_, 1, 0, 0, 8));
     int requests = 0;
     for (int i = 0; i < 10; i++) {
         while (fx_recv(&fx, f, sizeof(f)))
@@ -329,8 +170,8 @@ TEST(arp_unanswered_gives_up_and_frees)
         fx_advance(&fx, 1100000000ULL);
     }
     CHECK_EQ(requests, 3);   /* ARP_MAX_PROBES */
-    CHECK_EQ(ctr(&fx, "arp_resolve_fail"), 1);
-    CHECK_EQ(ctr(&fx, "arp_pending_drop"), 1);
+    CHECK_EQ(fx_ctr(&fx, "arp_resolve_fail"), 1);
+    CHECK_EQ(fx_ctr(&fx, "arp_pending_drop"), 1);
     CHECK(fx_close(&fx) == 0);
 }
 
@@ -338,13 +179,13 @@ TEST(arp_stale_entry_is_revalidated_by_unicast)
 {
     struct fixture fx;
     CHECK(fx_open(&fx, NULL) == 0);
-    learn_peer(&fx);
+    fx_learn_peer(&fx);
     fx_advance(&fx, ARP_REACHABLE_NS + 2000000000ULL);
     fx_drain(&fx);
     uint8_t f[2048];
     struct icmp_repr m = {.type = ICMP_ECHO_REQUEST, .id = 1, .seq = 1, .payload = f, .payload_len = 0};
     icmp_emit(&m, f + 34, 8);
-    fx_send(&fx, f, build_ip(f, PEER_IP, US_IP, IPPROTO_ICMP_, 1, 0, 0, 8));
+    fx_send(&fx, f, fx_build_ip(f, FX_PEER_IP, FX_US_IP, IPPROTO_ICMP_, 1, 0, 0, 8));
     /* Both: a unicast request to confirm and the reply itself (RFC 1122 2.3.2.1). */
     int saw_probe = 0, saw_reply = 0;
     size_t n;
@@ -353,7 +194,7 @@ TEST(arp_stale_entry_is_revalidated_by_unicast)
         eth_parse(f, n, &e);
         if (e.type == ETHERTYPE_ARP) {
             saw_probe = 1;
-            CHECK_MEM(e.dst, peer_mac, 6);
+            CHECK_MEM(e.dst, fx_peer_mac, 6);
         } else {
             saw_reply = 1;
         }
@@ -366,9 +207,9 @@ TEST(ping_3000_bytes_reassembled_and_fragmented)
 {
     struct fixture fx;
     CHECK(fx_open(&fx, NULL) == 0);
-    learn_peer(&fx);
+    fx_learn_peer(&fx);
     send_fragmented_echo(&fx, 3000, 77, 1480, 1);
-    CHECK_EQ(ctr(&fx, "ip_frag_reassembled"), 1);
+    CHECK_EQ(fx_ctr(&fx, "ip_frag_reassembled"), 1);
     static uint8_t whole[4096], f[2048];
     size_t n, got = 0;
     int frags = 0;
@@ -395,15 +236,15 @@ TEST(broadcast_ping_ignored)
 {
     struct fixture fx;
     CHECK(fx_open(&fx, NULL) == 0);
-    learn_peer(&fx);
+    fx_learn_peer(&fx);
     uint8_t f[256];
     struct icmp_repr m = {.type = ICMP_ECHO_REQUEST, .id = 1, .seq = 1, .payload = f, .payload_len = 0};
     icmp_emit(&m, f + 34, 8);
-    size_t n = build_ip(f, PEER_IP, 0x0a0000ff, IPPROTO_ICMP_, 1, 0, 0, 8);
+    size_t n = fx_build_ip(f, FX_PEER_IP, 0x0a0000ff, IPPROTO_ICMP_, 1, 0, 0, 8);
     memcpy(f, eth_broadcast, 6);
     fx_send(&fx, f, n);
     CHECK_EQ(fx_recv(&fx, f, sizeof(f)), 0);
-    CHECK_EQ(ctr(&fx, "icmp_rx_echo"), 1);
+    CHECK_EQ(fx_ctr(&fx, "icmp_rx_echo"), 1);
     CHECK(fx_close(&fx) == 0);
 }
 
@@ -430,18 +271,18 @@ TEST(udp_echo_exact)
 {
     struct fixture fx;
     CHECK(fx_open(&fx, NULL) == 0);
-    learn_peer(&fx);
+    fx_learn_peer(&fx);
     open_echo(&fx);
     uint8_t data[1400], f[2048];
     for (size_t sz = 1; sz <= 1400; sz = sz * 3 + 1) {
         for (size_t i = 0; i < sz; i++)
             data[i] = (uint8_t)(i ^ sz);
-        fx_send(&fx, f, build_udp(f, 5555, 7, data, sz));
+        fx_send(&fx, f, fx_build_udp(f, 5555, 7, data, sz));
         size_t n = fx_recv(&fx, f, sizeof(f));
         struct ipv4_repr ip;
         struct udp_repr u;
         CHECK(ipv4_parse(f + 14, n - 14, &ip) == 20);
-        CHECK_EQ(ip.dst, PEER_IP);
+        CHECK_EQ(ip.dst, FX_PEER_IP);
         CHECK(udp_parse(f + 34, ip.total_len - 20u, csum_pseudo_ipv4(ip.src, ip.dst, 17, (uint16_t)(8 + sz)), 1,
                         &u) == 8);
         CHECK_EQ(u.sport, 7);
@@ -456,17 +297,17 @@ TEST(udp_8000_bytes_fragmented_both_ways)
 {
     struct fixture fx;
     CHECK(fx_open(&fx, NULL) == 0);
-    learn_peer(&fx);
+    fx_learn_peer(&fx);
     open_echo(&fx);
     static uint8_t dgram[8008], whole[8008], f[2048];
     for (size_t i = 0; i < 8000; i++)
         dgram[8 + i] = (uint8_t)(i * 13 + 1);
     struct udp_repr r = {.sport = 4000, .dport = 7, .len = 8008};
-    udp_emit(&r, dgram, 8008, csum_pseudo_ipv4(PEER_IP, US_IP, 17, 8008));
+    udp_emit(&r, dgram, 8008, csum_pseudo_ipv4(FX_PEER_IP, FX_US_IP, 17, 8008));
     for (size_t off = 0; off < 8008; off += 1480) {
         size_t len = 8008 - off < 1480 ? 8008 - off : 1480;
         memcpy(f + 34, dgram + off, len);
-        fx_send(&fx, f, build_ip(f, PEER_IP, US_IP, IPPROTO_UDP_, 555, (uint16_t)off, off + len < 8008, len));
+        fx_send(&fx, f, fx_build_ip(f, FX_PEER_IP, FX_US_IP, IPPROTO_UDP_, 555, (uint16_t)off, off + len < 8008, len));
     }
     size_t n, got = 0;
     while ((n = fx_recv(&fx, f, sizeof(f)))) {
@@ -478,7 +319,7 @@ TEST(udp_8000_bytes_fragmented_both_ways)
     }
     CHECK_EQ(got, 8008);
     struct udp_repr u;
-    CHECK(udp_parse(whole, 8008, csum_pseudo_ipv4(US_IP, PEER_IP, 17, 8008), 1, &u) == 8);
+    CHECK(udp_parse(whole, 8008, csum_pseudo_ipv4(FX_US_IP, FX_PEER_IP, 17, 8008), 1, &u) == 8);
     CHECK_MEM(whole + 8, dgram + 8, 8000);
     CHECK(fx_close(&fx) == 0);
 }
@@ -487,9 +328,9 @@ TEST(udp_closed_port_gets_port_unreachable_rate_limited)
 {
     struct fixture fx;
     CHECK(fx_open(&fx, NULL) == 0);
-    learn_peer(&fx);
+    fx_learn_peer(&fx);
     uint8_t f[2048], q[2048];
-    size_t qn = build_udp(q, 5555, 9, (const uint8_t *)"x", 1);
+    size_t qn = fx_build_udp(q, 5555, 9, (const uint8_t *)"x", 1);
     fx_send(&fx, q, qn);
     size_t n = fx_recv(&fx, f, sizeof(f));
     struct ipv4_repr ip;
@@ -507,8 +348,8 @@ TEST(udp_closed_port_gets_port_unreachable_rate_limited)
         replies += fx_recv(&fx, f, sizeof(f)) > 0;
     }
     CHECK(replies < 60);
-    CHECK(ctr(&fx, "icmp_ratelimited") > 140);
-    CHECK_EQ(ctr(&fx, "udp_drop_noport"), 201);
+    CHECK(fx_ctr(&fx, "icmp_ratelimited") > 140);
+    CHECK_EQ(fx_ctr(&fx, "udp_drop_noport"), 201);
     CHECK(fx_close(&fx) == 0);
 }
 
@@ -516,9 +357,9 @@ TEST(icmp_error_reaches_udp_socket)
 {
     struct fixture fx;
     CHECK(fx_open(&fx, NULL) == 0);
-    learn_peer(&fx);
+    fx_learn_peer(&fx);
     struct ust_udp *u = ust_udp_open(fx.s);
-    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(9), .sin_addr.s_addr = htonl(PEER_IP)};
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(9), .sin_addr.s_addr = htonl(FX_PEER_IP)};
     CHECK(ust_udp_sendto(u, "ping", 4, (struct sockaddr *)&to, sizeof(to)) == 4);
     fx_poll(&fx);
     uint8_t sent[2048], f[2048];
@@ -527,7 +368,7 @@ TEST(icmp_error_reaches_udp_socket)
     struct icmp_repr m = {.type = ICMP_DEST_UNREACH, .code = ICMP_PORT_UNREACH, .payload = sent + 14,
                           .payload_len = 28 + 4};
     icmp_emit(&m, f + 34, 8 + 32);
-    fx_send(&fx, f, build_ip(f, PEER_IP, US_IP, IPPROTO_ICMP_, 9, 0, 0, 40));
+    fx_send(&fx, f, fx_build_ip(f, FX_PEER_IP, FX_US_IP, IPPROTO_ICMP_, 9, 0, 0, 40));
     CHECK_EQ(ust_udp_error(u), ECONNREFUSED);
     CHECK_EQ(ust_udp_error(u), 0);
     ust_udp_close(u);
@@ -538,31 +379,31 @@ TEST(malformed_frames_dropped_and_counted)
 {
     struct fixture fx;
     CHECK(fx_open(&fx, NULL) == 0);
-    learn_peer(&fx);
+    fx_learn_peer(&fx);
     open_echo(&fx);
     uint8_t f[2048];
-    size_t n = build_udp(f, 1, 7, (const uint8_t *)"abc", 3);
+    size_t n = fx_build_udp(f, 1, 7, (const uint8_t *)"abc", 3);
     f[14 + 10] ^= 0xff;                           /* IP checksum */
     fx_send(&fx, f, n);
-    n = build_udp(f, 1, 7, (const uint8_t *)"abc", 3);
+    n = fx_build_udp(f, 1, 7, (const uint8_t *)"abc", 3);
     f[n - 1] ^= 0x01;                             /* UDP payload: UDP checksum */
     fx_send(&fx, f, n);
-    n = build_udp(f, 1, 7, (const uint8_t *)"abc", 3);
+    n = fx_build_udp(f, 1, 7, (const uint8_t *)"abc", 3);
     fx_send(&fx, f, 30);                          /* truncated IP header */
-    n = build_udp(f, 1, 7, (const uint8_t *)"abc", 3);
+    n = fx_build_udp(f, 1, 7, (const uint8_t *)"abc", 3);
     f[14] = 0x65;                                 /* version 6 */
     fx_send(&fx, f, n);
-    n = build_udp(f, 1, 7, (const uint8_t *)"abc", 3);
+    n = fx_build_udp(f, 1, 7, (const uint8_t *)"abc", 3);
     wr16(f + 14 + 20 + 4, 200);                   /* UDP length past the datagram */
     fx_send(&fx, f, n);
     fx_send(&fx, f, 10);                          /* runt Ethernet frame */
     CHECK_EQ(fx_recv(&fx, f, sizeof(f)), 0);
-    CHECK_EQ(ctr(&fx, "ip_drop_csum"), 1);
-    CHECK_EQ(ctr(&fx, "udp_drop_csum"), 1);
-    CHECK(ctr(&fx, "ip_drop_truncated") + ctr(&fx, "ip_drop_len") + ctr(&fx, "ip_drop_hdrlen") >= 1);
-    CHECK_EQ(ctr(&fx, "ip_drop_version"), 1);
-    CHECK_EQ(ctr(&fx, "udp_drop_malformed"), 1);
-    CHECK_EQ(ctr(&fx, "eth_drop_short"), 1);
+    CHECK_EQ(fx_ctr(&fx, "ip_drop_csum"), 1);
+    CHECK_EQ(fx_ctr(&fx, "udp_drop_csum"), 1);
+    CHECK(fx_ctr(&fx, "ip_drop_truncated") + fx_ctr(&fx, "ip_drop_len") + fx_ctr(&fx, "ip_drop_hdrlen") >= 1);
+    CHECK_EQ(fx_ctr(&fx, "ip_drop_version"), 1);
+    CHECK_EQ(fx_ctr(&fx, "udp_drop_malformed"), 1);
+    CHECK_EQ(fx_ctr(&fx, "eth_drop_short"), 1);
     CHECK(fx_close(&fx) == 0);
 }
 
@@ -570,16 +411,16 @@ TEST(ip_options_are_skipped)
 {
     struct fixture fx;
     CHECK(fx_open(&fx, NULL) == 0);
-    learn_peer(&fx);
+    fx_learn_peer(&fx);
     open_echo(&fx);
     uint8_t f[2048];
     /* 24-byte header: one NOP x3 + EOL option word. */
     uint8_t *ip = f + 14, *u = ip + 24;
     memcpy(u + 8, "opt", 3);
     struct udp_repr r = {.sport = 1000, .dport = 7, .len = 11};
-    udp_emit(&r, u, 11, csum_pseudo_ipv4(PEER_IP, US_IP, 17, 11));
-    build_eth(f, us_mac, ETHERTYPE_IPV4);
-    struct ipv4_repr h = {.hdr_len = 20, .total_len = 24 + 11, .ttl = 64, .proto = 17, .src = PEER_IP, .dst = US_IP};
+    udp_emit(&r, u, 11, csum_pseudo_ipv4(FX_PEER_IP, FX_US_IP, 17, 11));
+    fx_build_eth(f, fx_us_mac, ETHERTYPE_IPV4);
+    struct ipv4_repr h = {.hdr_len = 20, .total_len = 24 + 11, .ttl = 64, .proto = 17, .src = FX_PEER_IP, .dst = FX_US_IP};
     ipv4_emit(&h, ip, 20);
     ip[0] = 0x46;
     ip[20] = 1; ip[21] = 1; ip[22] = 1; ip[23] = 0;
@@ -596,16 +437,16 @@ TEST(fragment_flood_then_legit_ping_passes)
 {
     struct fixture fx;
     CHECK(fx_open(&fx, NULL) == 0);
-    learn_peer(&fx);
+    fx_learn_peer(&fx);
     uint8_t f[2048];
     memset(f + 34, 0xaa, 1480);
     /* Thousands of first fragments whose sets never complete. */
     for (int i = 0; i < 5000; i++)
-        fx_send(&fx, f, build_ip(f, PEER_IP, US_IP, IPPROTO_UDP_, (uint16_t)(i + 1000), 0, 1, 1480));
+        fx_send(&fx, f, fx_build_ip(f, FX_PEER_IP, FX_US_IP, IPPROTO_UDP_, (uint16_t)(i + 1000), 0, 1, 1480));
     CHECK(fx.s->frag.used_sets <= fx.s->frag.max_sets);
-    CHECK(ctr(&fx, "ip_frag_drop_evicted") > 4000);
+    CHECK(fx_ctr(&fx, "ip_frag_drop_evicted") > 4000);
     send_fragmented_echo(&fx, 3000, 60000, 1480, 0);
-    CHECK_EQ(ctr(&fx, "ip_frag_reassembled"), 1);
+    CHECK_EQ(fx_ctr(&fx, "ip_frag_reassembled"), 1);
     int frags = 0;
     while (fx_recv(&fx, f, sizeof(f)))
         frags++;
@@ -620,12 +461,12 @@ TEST(overlapping_fragments_dropped)
 {
     struct fixture fx;
     CHECK(fx_open(&fx, NULL) == 0);
-    learn_peer(&fx);
+    fx_learn_peer(&fx);
     uint8_t f[2048];
     memset(f + 34, 0, 1480);
-    fx_send(&fx, f, build_ip(f, PEER_IP, US_IP, IPPROTO_ICMP_, 42, 0, 1, 1480));
-    fx_send(&fx, f, build_ip(f, PEER_IP, US_IP, IPPROTO_ICMP_, 42, 1000, 0, 600));
-    CHECK_EQ(ctr(&fx, "ip_frag_drop_overlap"), 1);
+    fx_send(&fx, f, fx_build_ip(f, FX_PEER_IP, FX_US_IP, IPPROTO_ICMP_, 42, 0, 1, 1480));
+    fx_send(&fx, f, fx_build_ip(f, FX_PEER_IP, FX_US_IP, IPPROTO_ICMP_, 42, 1000, 0, 600));
+    CHECK_EQ(fx_ctr(&fx, "ip_frag_drop_overlap"), 1);
     CHECK_EQ(fx_recv(&fx, f, sizeof(f)), 0);
     CHECK(fx_close(&fx) == 0);
 }
@@ -642,12 +483,12 @@ TEST(arp_flood_stays_bounded)
         mac[5] = (uint8_t)r;
         /* Random senders, in and out of our subnet, some aimed at us. */
         uint32_t spa = (r & 1) ? (0x0a000000u | ((r >> 8) & 0xfe) | 1) : r;
-        fx_send(&fx, f, build_arp(f, (r & 2) ? ARP_OP_REQUEST : ARP_OP_REPLY, spa, mac, (r & 4) ? US_IP : r));
+        fx_send(&fx, f, fx_build_arp(f, (r & 2) ? ARP_OP_REQUEST : ARP_OP_REPLY, spa, mac, (r & 4) ? FX_US_IP : r));
         fx_drain(&fx);
     }
     CHECK(fx.s->arp.used <= fx.s->arp.max_entries);
     /* Still answers a legitimate neighbour. */
-    fx_send(&fx, f, build_arp(f, ARP_OP_REQUEST, PEER_IP, peer_mac, US_IP));
+    fx_send(&fx, f, fx_build_arp(f, ARP_OP_REQUEST, FX_PEER_IP, fx_peer_mac, FX_US_IP));
     CHECK_EQ(fx_recv(&fx, f, sizeof(f)), 60);
     CHECK(fx_close(&fx) == 0);
 }
@@ -660,14 +501,14 @@ TEST(static_neighbour_needs_no_arp)
     uint8_t f[256];
     struct icmp_repr m = {.type = ICMP_ECHO_REQUEST, .id = 5, .seq = 6, .payload = f, .payload_len = 0};
     icmp_emit(&m, f + 34, 8);
-    fx_send(&fx, f, build_ip(f, PEER_IP, US_IP, IPPROTO_ICMP_, 1, 0, 0, 8));
+    fx_send(&fx, f, fx_build_ip(f, FX_PEER_IP, FX_US_IP, IPPROTO_ICMP_, 1, 0, 0, 8));
     size_t n = fx_recv(&fx, f, sizeof(f));
     check_echo_reply(HARNESS_PASS, f, n, 5, 6, 0);
     CHECK_OK();
     /* And a static entry never expires. */
     fx_advance(&fx, 200ULL * 1000000000ULL);
     uint8_t mac[6];
-    CHECK(arp_lookup(fx.s, PEER_IP, mac) == 0);
+    CHECK(arp_lookup(fx.s, FX_PEER_IP, mac) == 0);
     CHECK(fx_close(&fx) == 0);
 }
 
@@ -697,7 +538,7 @@ TEST(pcap_file_records_both_directions)
     snprintf(path, sizeof(path), "/tmp/ust-test-%d.pcap", (int)getpid());
     snprintf(arg, sizeof(arg), "--pcap=%s", path);
     CHECK(fx_open(&fx, arg) == 0);
-    learn_peer(&fx);   /* one frame in, gratuitous ARP and a reply out */
+    fx_learn_peer(&fx);   /* one frame in, gratuitous ARP and a reply out */
     CHECK(fx_close(&fx) == 0);
     FILE *fp = fopen(path, "rb");
     CHECK(fp);

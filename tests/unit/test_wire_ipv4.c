@@ -56,10 +56,13 @@ TEST(reject_truncated_header)
 {
     struct ipv4_repr r;
     load_known();
-    for (size_t len = 0; len < IPV4_HDR_LEN; len++)
+    for (size_t len = 0; len < IPV4_HDR_LEN; len++) {
         CHECK_EQ(ipv4_parse(pkt, len, &r), -WIRE_TRUNCATED);
+        CHECK_EQ(ipv4_parse_quoted(pkt, len, &r), -WIRE_TRUNCATED);
+    }
 }
 
+/* Both parsers: a quoted header must be IPv4 too (RFC 792). */
 TEST(reject_version)
 {
     struct ipv4_repr r;
@@ -69,9 +72,11 @@ TEST(reject_version)
         pkt[0] = (uint8_t)(versions[i] << 4 | 5);
         fix_csum(pkt);
         CHECK_EQ(ipv4_parse(pkt, 115, &r), -WIRE_BAD_VERSION);
+        CHECK_EQ(ipv4_parse_quoted(pkt, 28, &r), -WIRE_BAD_VERSION);
     }
 }
 
+/* Both parsers. */
 TEST(reject_ihl_below_5)
 {
     struct ipv4_repr r;
@@ -79,6 +84,7 @@ TEST(reject_ihl_below_5)
         load_known();
         pkt[0] = (uint8_t)(0x40 | ihl);
         CHECK_EQ(ipv4_parse(pkt, 115, &r), -WIRE_BAD_HDRLEN);
+        CHECK_EQ(ipv4_parse_quoted(pkt, 28, &r), -WIRE_BAD_HDRLEN);
     }
 }
 
@@ -286,6 +292,70 @@ TEST(ntoa_and_back)
     CHECK(strcmp(s, "255.255.255.255") == 0);
     ipv4_ntoa(0x0a000001, s);
     CHECK(strcmp(s, "10.0.0.1") == 0);
+}
+
+/* ---- the header quoted in an ICMP error (RFC 792) ---- */
+
+TEST(quoted_header_with_total_len_past_buffer)
+{
+    struct ipv4_repr r;
+    load_known();
+    /* The header and 8 bytes of a 115-byte datagram, as an ICMP error quotes
+     * it; a router's TTL rewrite has also broken the checksum. */
+    pkt[8] = 1;
+    CHECK_EQ(ipv4_parse(pkt, 28, &r), -WIRE_TRUNCATED);
+    memset(&r, 0, sizeof r);
+    CHECK_EQ(ipv4_parse_quoted(pkt, 28, &r), 20);
+    CHECK_EQ(r.hdr_len, 20);
+    CHECK_EQ(r.total_len, 115);
+    CHECK_EQ(r.df, 1);
+    CHECK_EQ(r.ttl, 1);
+    CHECK_EQ(r.proto, IPPROTO_UDP_);
+    CHECK_EQ(r.src, 0xc0a80001);
+    CHECK_EQ(r.dst, 0xc0a800c7);
+}
+
+TEST(quoted_decodes_same_fields_as_parse)
+{
+    struct ipv4_repr a, b;
+    load_known();
+    wr16(pkt + 4, 0xbeef);
+    wr16(pkt + 6, IPV4_FLAG_MF | 0x8000 | 37);   /* reserved flag ignored by both */
+    pkt[1] = 0x2e;
+    fix_csum(pkt);
+    CHECK_EQ(ipv4_parse(pkt, 115, &a), 20);
+    CHECK_EQ(ipv4_parse_quoted(pkt, 115, &b), 20);
+    CHECK(a.hdr_len == b.hdr_len && a.tos == b.tos && a.total_len == b.total_len &&
+          a.id == b.id && a.df == b.df && a.mf == b.mf && a.frag_off == b.frag_off &&
+          a.ttl == b.ttl && a.proto == b.proto && a.src == b.src && a.dst == b.dst);
+    CHECK_EQ(b.id, 0xbeef);
+    CHECK_EQ(b.tos, 0x2e);
+    CHECK_EQ(b.mf, 1);
+    CHECK_EQ(b.df, 0);
+    CHECK_EQ(b.frag_off, 37 * 8);
+}
+
+TEST(quoted_options_header)
+{
+    struct ipv4_repr r;
+    load_known();
+    pkt[0] = 0x47;   /* 28-byte header: 8 bytes of options */
+    CHECK_EQ(ipv4_parse_quoted(pkt, 36, &r), 28);
+    CHECK_EQ(r.hdr_len, 28);
+}
+
+TEST(quoted_truncated)
+{
+    struct ipv4_repr r;
+    load_known();
+    /* A header length past the bytes quoted is truncation, as in ipv4_parse
+     * (shorter than 20 bytes: reject_truncated_header). */
+    pkt[0] = 0x46;
+    CHECK_EQ(ipv4_parse_quoted(pkt, 23, &r), -WIRE_TRUNCATED);
+    CHECK_EQ(ipv4_parse_quoted(pkt, 24, &r), 24);
+    pkt[0] = 0x4f;
+    CHECK_EQ(ipv4_parse_quoted(pkt, 59, &r), -WIRE_TRUNCATED);
+    CHECK_EQ(ipv4_parse_quoted(pkt, 60, &r), 60);
 }
 
 HARNESS_MAIN()

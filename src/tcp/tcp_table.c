@@ -1,0 +1,165 @@
+/* Connection tables: TCBs from a lazily touched array, an O(1) hash on the
+ * 4-tuple, listeners by port, ephemeral ports (RFC 6056 algorithm 3). */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "net/stack.h"
+#include "tcp/tcp.h"
+#include "tcp/tcp_isn.h"
+
+#define TCP_EPHEMERAL_LO 32768        /* Linux's default range */
+#define TCP_EPHEMERAL_HI 60999
+
+static uint32_t tuple_hash(const struct ust_stack *s, const struct tcp_tuple *t)
+{
+    return (uint32_t)siphash24(&s->key, t, sizeof(*t));
+}
+
+static struct tcb **tcb_bucket(struct ust_stack *s, const struct tcp_tuple *t)
+{
+    return &s->tcp.buckets[tuple_hash(s, t) & s->tcp.mask];
+}
+
+int tcp_tables_init(struct ust_stack *s, uint32_t max_conns)
+{
+    struct tcp_stack *ts = &s->tcp;
+    size_t bytes = (size_t)max_conns * sizeof(struct tcb);
+    /* Reserved, not committed: pages are touched only as connections appear. */
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return -1;
+    ts->tcbs = m;
+    ts->max_conns = max_conns;
+    uint32_t nb = 1024;
+    while (nb < max_conns && nb < (1u << 26))
+        nb <<= 1;
+    void *b = mmap(NULL, (size_t)nb * sizeof(struct tcb *), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (b == MAP_FAILED)
+        return -1;
+    ts->buckets = b;
+    ts->mask = nb - 1;
+    return 0;
+}
+
+void tcp_tables_fini(struct ust_stack *s)
+{
+    struct tcp_stack *ts = &s->tcp;
+    if (ts->tcbs)
+        munmap(ts->tcbs, (size_t)ts->max_conns * sizeof(struct tcb));
+    if (ts->buckets)
+        munmap(ts->buckets, (size_t)(ts->mask + 1) * sizeof(struct tcb *));
+    ts->tcbs = NULL;
+    ts->buckets = NULL;
+}
+
+struct tcb *tcb_alloc(struct ust_stack *s)
+{
+    struct tcp_stack *ts = &s->tcp;
+    struct tcb *t = ts->free_list;
+    if (t)
+        ts->free_list = t->hnext;
+    else if (ts->bump < ts->max_conns)
+        t = &ts->tcbs[ts->bump++];
+    else
+        return NULL;
+    memset(t, 0, sizeof(*t));
+    ts->used++;
+    return t;
+}
+
+void tcb_free(struct ust_stack *s, struct tcb *t)
+{
+    t->state = TCP_CLOSED;
+    t->hnext = s->tcp.free_list;
+    s->tcp.free_list = t;
+    s->tcp.used--;
+}
+
+struct tcb *tcb_lookup(struct ust_stack *s, const struct tcp_tuple *t)
+{
+    for (struct tcb *c = *tcb_bucket(s, t); c; c = c->hnext)
+        if (tuple_eq(&c->tuple, t))
+            return c;
+    return NULL;
+}
+
+void tcb_hash_insert(struct ust_stack *s, struct tcb *t)
+{
+    struct tcb **b = tcb_bucket(s, &t->tuple);
+    t->hnext = *b;
+    *b = t;
+}
+
+void tcb_hash_remove(struct ust_stack *s, struct tcb *t)
+{
+    struct tcb **pp = tcb_bucket(s, &t->tuple);
+    while (*pp && *pp != t)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = t->hnext;
+    t->hnext = NULL;
+}
+
+/* An exact local address beats the wildcard. */
+struct tcb *tcb_lookup_listener(struct ust_stack *s, const union ip_addr *laddr, uint16_t lport)
+{
+    struct tcb *wild = NULL;
+    for (struct tcb *l = s->tcp.listeners[lport & 1023]; l; l = l->hnext) {
+        if (l->tuple.lport != lport)
+            continue;
+        if (addr_eq(&l->tuple.laddr, laddr))
+            return l;
+        if (addr_is_any(&l->tuple.laddr))
+            wild = l;
+    }
+    return wild;
+}
+
+int tcb_listener_insert(struct ust_stack *s, struct tcb *t)
+{
+    for (struct tcb *l = s->tcp.listeners[t->tuple.lport & 1023]; l; l = l->hnext)
+        if (l->tuple.lport == t->tuple.lport &&
+            (addr_eq(&l->tuple.laddr, &t->tuple.laddr) || addr_is_any(&l->tuple.laddr) ||
+             addr_is_any(&t->tuple.laddr)))
+            return -EADDRINUSE;
+    t->hnext = s->tcp.listeners[t->tuple.lport & 1023];
+    s->tcp.listeners[t->tuple.lport & 1023] = t;
+    return 0;
+}
+
+void tcb_listener_remove(struct ust_stack *s, struct tcb *t)
+{
+    struct tcb **pp = &s->tcp.listeners[t->tuple.lport & 1023];
+    while (*pp && *pp != t)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = t->hnext;
+    t->hnext = NULL;
+}
+
+int tcp_port_in_use(struct ust_stack *s, const union ip_addr *laddr, uint16_t lport)
+{
+    return tcb_lookup_listener(s, laddr, lport) != NULL;
+}
+
+/* RFC 6056 3.3.3: a hashed starting point per destination and a counter, so
+ * ports are hard to guess yet connections to one server spread out. A port
+ * is free for this destination when no connection or TIME-WAIT record holds
+ * the exact 4-tuple and no listener owns it. */
+int tcp_pick_port(struct ust_stack *s, struct tcp_tuple *t)
+{
+    uint32_t range = TCP_EPHEMERAL_HI - TCP_EPHEMERAL_LO + 1;
+    uint16_t first = tcp_port_candidate(&s->key, &t->laddr, &t->raddr, t->rport, s->tcp.port_counter,
+                                        TCP_EPHEMERAL_LO, TCP_EPHEMERAL_HI);
+    uint32_t offset = (uint32_t)(first - TCP_EPHEMERAL_LO);
+    for (uint32_t i = 0; i < range; i++) {
+        t->lport = (uint16_t)(TCP_EPHEMERAL_LO + (offset + i) % range);
+        if (!tcb_lookup(s, t) && !tw_lookup(&s->tcp.tw, t) && !tcp_port_in_use(s, &t->laddr, t->lport)) {
+            s->tcp.port_counter += i + 1;
+            return 0;
+        }
+    }
+    return -EADDRNOTAVAIL;
+}
