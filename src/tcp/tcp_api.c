@@ -211,7 +211,7 @@ ssize_t ust_tcp_send(struct ust_tcp *c, const void *buf, size_t len)
         return -1;
     }
     size_t n = tcp_append(t, buf, len);
-    if (n < len)
+    if (n < len || t->snd_queued >= t->sndbuf)
         t->flags |= TF_SND_BLOCKED;
     if (n == 0) {
         errno = EAGAIN;
@@ -340,10 +340,12 @@ void ust_tcp_abort(struct ust_tcp *c)
     t->flags |= TF_APP_CLOSED;
     if (t->state >= TCP_SYN_RECEIVED && t->state != TCP_TIME_WAIT)
         tcp_send_reset(t);
-    if (t->state == TCP_CLOSED)
+    if (t->state == TCP_CLOSED) {
+        tcp_free_buffers(t);
         tcb_free(t->stack, t);
-    else
+    } else {
         tcp_done(t);
+    }
 }
 
 int ust_tcp_close(struct ust_tcp *c)

@@ -149,18 +149,26 @@ void tcp_done(struct tcb *t)
     struct ust_stack *s = t->stack;
     if (t->state != TCP_CLOSED && t->state != TCP_TIME_WAIT)
         tcb_hash_remove(s, t);
+    tcp_unlink_child(t);   /* before CLOSED: it reads the state for syn_pending */
     t->state = TCP_CLOSED;
     for (int k = 0; k < TT_COUNT; k++)
         t->deadline[k] = 0;
     wheel_del(&s->wheel, &t->timer);
-    tcp_free_buffers(t);
-    tcp_unlink_child(t);
     /* A child never accepted, or a handle the application closed, goes now;
      * one the application holds stays (CLOSED) until ust_tcp_close. */
     if ((t->flags & TF_APP_CLOSED) || !(t->flags & TF_ACCEPTED)) {
+        tcp_free_buffers(t);
         tcp_ready_unlink(s, t);
         tcb_free(s, t);
     } else {
+        /* The application still holds the handle: what it has not read
+         * yet stays readable (then EOF); nothing will be sent any more. */
+        pktq_free_all(&t->sndq);
+        t->snd_unsent = NULL;
+        t->snd_queued = 0;
+        s->tcp.ooo_pkts -= t->oooq.len;
+        t->rcv_mem -= t->rcv_mem - t->rcv_queued;
+        pktq_free_all(&t->oooq);
         tcp_notify(t, UST_TCP_CLOSED);
     }
 }
@@ -212,6 +220,7 @@ void tcp_update_mss(struct tcb *t, uint32_t path_mtu)
 void tcp_established(struct tcb *t)
 {
     tcp_set_state(t, TCP_ESTABLISHED);
+    t->recover = t->snd_una;
     t->syn_retries = 0;
     t->rtt.backoff = 0;
     tcp_timer_clear(t, TT_REXMT);

@@ -187,6 +187,17 @@ static int tcp_seq_acceptable(const struct tcb *t, const struct seg_in *in)
            seq_in(seq + in->seg_len - 1, t->rcv_nxt, t->rcv_nxt + wnd);
 }
 
+/* RFC 9293 3.10.7.4: "If the RCV.WND is zero, no segments will be
+ * acceptable, but special allowance should be made to accept valid ACKs,
+ * URGs, and RSTs." A segment from our left edge up to the largest window we
+ * could have offered is processed for those; its data is trimmed away. */
+static int tcp_zero_window_allowance(const struct tcb *t, const struct seg_in *in)
+{
+    if (tcp_rcv_wnd(t) != 0 || !(in->h.flags & (TCP_ACK | TCP_RST)))
+        return 0;
+    return seq_in(in->h.seq, t->rcv_nxt, t->rcv_nxt + (65535u << t->rcv_wscale) + 1);
+}
+
 /* RFC 7323 5.3 PAWS: R1-R3. Returns 0 when the segment is to be dropped. */
 static int tcp_paws_ok(struct tcb *t, const struct seg_in *in)
 {
@@ -197,6 +208,17 @@ static int tcp_paws_ok(struct tcb *t, const struct seg_in *in)
     if (now_ms - t->ts_recent_ms > 24u * 24 * 3600 * 1000)
         return 1;
     return !seq_lt(in->h.opt.ts_val, t->ts_recent);
+}
+
+/* RFC 2883 4.1.1: payload that lies (partly) below rcv_nxt was received
+ * twice; report the duplicate part as a D-SACK in the ACK it draws. */
+static void tcp_dsack_old(struct tcb *t, uint32_t seq, uint32_t len)
+{
+    if (!(t->flags & TF_SACK_OK) || len == 0 || !seq_lt(seq, t->rcv_nxt) || t->rcv_nxt - seq > t->rcvbuf)
+        return;   /* nothing old, or too old to be a real duplicate */
+    uint32_t end = seq_lt(seq + len, t->rcv_nxt) ? seq + len : t->rcv_nxt;
+    CTR_INC(&t->stack->ctr, tcp_dup_segments);
+    sack_rcv_dsack(&t->sack_rcv, seq, end);
 }
 
 /* Drop what lies before rcv_nxt or beyond the window (RFC 9293 3.10.7.4:
@@ -212,6 +234,7 @@ static void tcp_trim_to_window(struct tcb *t, struct seg_in *in)
             cut--;
         }
         uint32_t data_cut = cut < in->p->len ? cut : in->p->len;
+        tcp_dsack_old(t, h->seq, data_cut);
         pkt_pull(in->p, (uint16_t)data_cut);
         h->seq += data_cut;
         if (cut > data_cut && (h->flags & TCP_FIN))
@@ -222,6 +245,7 @@ static void tcp_trim_to_window(struct tcb *t, struct seg_in *in)
         uint32_t keep = seq_gt(wnd_end, h->seq) ? wnd_end - h->seq : 0;
         pkt_trim(in->p, (uint16_t)keep);
         h->flags &= (uint8_t)~TCP_FIN;
+        t->flags |= TF_ACK_NOW;   /* tell the sender our window again */
         CTR_INC(&t->stack->ctr, tcp_drop_rcvbuf);
     }
 }
@@ -346,6 +370,16 @@ static void tcp_exit_recovery(struct tcb *t)
     t->dupacks = 0;
 }
 
+/* RFC 8985 6.2 step 4: "the number of SACKed segments >= DupThresh"
+ * decides whether the reordering window may be zero. */
+static uint32_t tcp_sacked_segs(const struct tcb *t)
+{
+    uint32_t n = 0;
+    for (const struct pkt *p = t->sndq.head; p && p != t->snd_unsent && n < TCP_DUPTHRESH; p = p->next)
+        n += (p->flags & TSEG_SACKED) != 0;
+    return n;
+}
+
 /* RACK (RFC 8985) plus the RFC 6675 / NewReno DupThresh rule. */
 static int tcp_detect_losses(struct tcb *t, int dupack)
 {
@@ -355,7 +389,7 @@ static int tcp_detect_losses(struct tcb *t, int dupack)
     int sacked3 = 0;
     if (t->flags & TF_SACK_OK) {
         lost += sack_mark_lost_dupthresh(&t->sndq, t->snd_nxt, t->mss);
-        sacked3 = lost > 0;
+        sacked3 = tcp_sacked_segs(t) >= TCP_DUPTHRESH;
     } else if (dupack && t->dupacks == TCP_DUPTHRESH && t->sndq.head && t->sndq.head != t->snd_unsent &&
                seq_gt(t->snd_una, t->recover - 1)) {
         /* RFC 6582 3.2 step 2: three duplicates outside a recovery episode. */
@@ -429,7 +463,7 @@ static void tcp_ack_congestion(struct tcb *t, const struct seg_in *in, uint32_t 
     int lost = t->snd_nxt != t->snd_una && tcp_detect_losses(t, dupack);
     if (t->flags & TF_IN_RECOVERY) {
         tcp_recovery_on_ack(t, acked, sr);
-    } else if (lost) {
+    } else if (lost && seq_geq(t->snd_una, t->recover)) {
         tcp_enter_recovery(t);
         tcp_recovery_on_ack(t, acked, sr);
     } else if (acked) {
@@ -693,6 +727,23 @@ static void tcp_urg_step(struct tcb *t, const struct seg_in *in)
         t->rcv_up = up;
 }
 
+/* Simultaneous open (RFC 9293 3.5 figure 7, line 4): in SYN-RECEIVED the
+ * peer's SYN,ACK repeats its SYN (SEG.SEQ = IRS), so the sequence test
+ * would refuse it, yet its ACK of our SYN is what completes the handshake.
+ * Take the ACK part when it acknowledges exactly our SYN, as Linux does. */
+static int tcp_simultaneous_synack(struct tcb *t, struct seg_in *in)
+{
+    const struct tcp_repr *h = &in->h;
+    if (t->state != TCP_SYN_RECEIVED || t->listener || h->flags != (TCP_SYN | TCP_ACK) || h->seq != t->irs ||
+        h->ack != t->snd_nxt)
+        return 0;
+    if (tcp_ack_step(t, in))
+        return 1;
+    t->flags |= TF_ACK_NOW;   /* the duplicate SYN is answered */
+    tcp_output(t);
+    return 1;
+}
+
 static void tcp_conn_input(struct tcb *t, struct seg_in *in)
 {
     struct ust_stack *s = t->stack;
@@ -706,15 +757,19 @@ static void tcp_conn_input(struct tcb *t, struct seg_in *in)
         tcp_arm_rexmt(t);
         return;
     }
+    if (tcp_simultaneous_synack(t, in))
+        return;
     if (!tcp_paws_ok(t, in)) {
         CTR_INC(&s->ctr, tcp_drop_paws);
         tcp_send_ack(t);
         return;
     }
-    if (!tcp_seq_acceptable(t, in)) {
+    if (!tcp_seq_acceptable(t, in) && !tcp_zero_window_allowance(t, in)) {
         CTR_INC(&s->ctr, tcp_drop_unacceptable);
-        if (!(in->h.flags & TCP_RST))
+        if (!(in->h.flags & TCP_RST)) {
+            tcp_dsack_old(t, in->h.seq, in->p->len);
             tcp_send_ack(t);
+        }
         return;
     }
     /* RFC 7323 4.3: record TS.Recent from the segment at the left window edge. */

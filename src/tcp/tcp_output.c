@@ -13,11 +13,14 @@ uint32_t tcp_ts_now(const struct tcb *t)
     return (uint32_t)(t->stack->now / 1000000ULL) + t->ts_offset;
 }
 
+/* RFC 6675 "pipe": segments marked lost (by RACK, DupThresh or an RTO) are
+ * not in flight, retransmissions are; the FIN counts as one byte. */
 uint32_t tcp_flight(const struct tcb *t)
 {
-    if ((t->flags & TF_SACK_OK) && (t->flags & TF_IN_RECOVERY))
-        return sack_pipe(&t->sndq, t->snd_nxt);
-    return t->snd_nxt - t->snd_una;
+    if (t->snd_nxt == t->snd_una)
+        return 0;
+    uint32_t fin = (t->flags & TF_FIN_SENT) ? 1 : 0;
+    return sack_pipe(&t->sndq, t->snd_nxt) + fin;
 }
 
 /* RFC 9293 3.8.6.2.2 receiver SWS avoidance, RFC 7323 2.3 scaling, and the
@@ -231,13 +234,17 @@ int tcp_retransmit_seg(struct tcb *t, struct pkt *seg, uint32_t max_len)
     return 0;
 }
 
-/* Bytes congestion control lets us send now. */
+/* Bytes congestion control lets us send now. RFC 3042 limited transmit:
+ * each of the first two duplicate ACKs lets one new segment go beyond
+ * cwnd ("FlightSize <= cwnd + 2*SMSS"), so a small window still gets the
+ * third duplicate ACK that starts fast retransmit. */
 static uint32_t tcp_cwnd_budget(const struct tcb *t)
 {
     if (t->flags & TF_IN_RECOVERY)
         return t->prr.out < t->prr_budget_limit ? t->prr_budget_limit - t->prr.out : 0;
     uint32_t flight = tcp_flight(t);
-    return t->cc.cwnd > flight ? t->cc.cwnd - flight : 0;
+    uint32_t lt = t->dupacks < TCP_DUPTHRESH ? (uint32_t)t->dupacks * t->mss : 0;
+    return t->cc.cwnd + lt > flight ? t->cc.cwnd + lt - flight : 0;
 }
 
 /* RFC 6675 NextSeg rule 1 with PRR/cwnd pacing: resend lost segments first. */
@@ -263,16 +270,31 @@ static int tcp_nagle_holds(const struct tcb *t, const struct pkt *seg)
     return !(seg->next == NULL && (t->flags & TF_FIN_QUEUED));
 }
 
+/* How much of seg the peer's window takes now (at most one MSS), 0 = wait.
+ * RFC 9293 3.8.6.2.1 sender SWS avoidance: a segment cut to the window
+ * goes only when the window is at least half the largest the peer ever
+ * offered, so a peer with a tiny buffer is still served at full speed
+ * while a closing window does not draw a train of small segments. */
+static uint32_t tcp_wnd_room(const struct tcb *t, const struct pkt *seg)
+{
+    uint32_t wnd_end = t->snd_una + t->snd_wnd;
+    uint32_t room = seq_gt(wnd_end, tseg_seq(seg)) ? wnd_end - tseg_seq(seg) : 0;
+    uint32_t want = seg->len < t->mss ? seg->len : t->mss;
+    if (room >= want)
+        return want;
+    return room >= t->max_snd_wnd / 2 ? room : 0;
+}
+
 static void tcp_output_new(struct tcb *t, uint32_t budget)
 {
     struct pkt *seg;
-    while ((seg = t->snd_unsent) && budget >= seg->len) {
-        uint32_t wnd_end = t->snd_una + t->snd_wnd;
-        if (seq_gt(tseg_end(seg), wnd_end))
+    while ((seg = t->snd_unsent) && budget >= (seg->len < t->mss ? seg->len : t->mss)) {
+        uint32_t room = tcp_wnd_room(t, seg);
+        if (room == 0)
             break;   /* receive window: the persist timer takes over if it stays shut */
         if (tcp_nagle_holds(t, seg))
             break;
-        if (seg->len > t->mss && tcp_seg_split(t, seg, t->mss) < 0)
+        if (seg->len > room && tcp_seg_split(t, seg, room) < 0)
             break;
         int fin = seg->next == NULL && (t->flags & TF_FIN_QUEUED);
         uint8_t flags = TCP_ACK | (seg->next ? 0 : TCP_PSH) | (fin ? TCP_FIN : 0);

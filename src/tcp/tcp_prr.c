@@ -16,12 +16,21 @@ static uint32_t prr_add_sat(uint32_t a, uint32_t b)
 }
 
 /* pipe > ssthresh: send in proportion to what was delivered, so that when
- * all of RecoverFS has been delivered, ssthresh has been sent. */
-static int64_t prr_proportional(const struct tcp_prr *p, uint32_t ssthresh)
+ * all of RecoverFS has been delivered, ssthresh has been sent. The CEIL is
+ * taken in whole segments, as in the RFC's examples (and Linux, which
+ * counts packets): in bytes it would allow half a segment on the first
+ * ACK of a halving and hold the fast retransmit back a whole ACK. */
+static int64_t prr_proportional(const struct tcp_prr *p, uint32_t ssthresh, uint32_t mss)
 {
     uint64_t fs = p->recover_fs ? p->recover_fs : 1;   /* hostile: no div by 0 */
-    uint64_t want = ((uint64_t)p->delivered * ssthresh + fs - 1) / fs;   /* CEIL */
-    return (int64_t)want - (int64_t)p->out;
+    uint64_t seg = mss ? mss : 1;
+    uint64_t den = fs * seg;
+    uint64_t prod = (uint64_t)p->delivered * ssthresh;   /* < 2^64 */
+    uint64_t segs = prod / den + (prod % den != 0);      /* CEIL */
+    uint64_t bytes = segs * seg;
+    if (segs > UINT32_MAX || bytes > UINT32_MAX)   /* hostile sizes: saturate */
+        bytes = UINT32_MAX;
+    return (int64_t)bytes - (int64_t)p->out;
 }
 
 /* pipe <= ssthresh: PRR-SSRB, grow back towards ssthresh no faster than
@@ -40,7 +49,7 @@ static int64_t prr_slow_start_bound(const struct tcp_prr *p, uint32_t delivered,
 uint32_t prr_on_ack(struct tcp_prr *p, uint32_t delivered, uint32_t pipe, uint32_t ssthresh, uint32_t mss)
 {
     p->delivered = prr_add_sat(p->delivered, delivered);
-    int64_t sndcnt = pipe > ssthresh ? prr_proportional(p, ssthresh)
+    int64_t sndcnt = pipe > ssthresh ? prr_proportional(p, ssthresh, mss)
                                      : prr_slow_start_bound(p, delivered, pipe, ssthresh, mss);
     /* RFC 9937 4: force the fast retransmit on entering recovery. */
     if (p->out == 0 && sndcnt <= 0)

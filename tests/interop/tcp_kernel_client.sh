@@ -36,7 +36,7 @@ if command -v socat >/dev/null; then
 else
     echo "socat not installed: socat sanity skipped"
 fi
-if command -v nc >/dev/null && nc -h 2>&1 | grep -q -- ' -N'; then
+if command -v nc >/dev/null && nc -h 2>&1 | grep -Eq -- '[[:space:]]-N[[:space:]]'; then
     # -N: shut down the write side at EOF on stdin (OpenBSD netcat).
     pipe_tool nc nc -N -w 60 "$UIP" 7
 else

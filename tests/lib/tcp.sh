@@ -190,7 +190,13 @@ tcp_ustack_upload() {
         want=$(tcp_pattern_sha "$bytes")
         got=$(head -c 64 "$NETNS_TMP/$name.reply")
         echo "[$name] sha256 sent $want, kernel got $got"
-        [ "$want" = "$got" ] || { echo "[$name] sha256 mismatch" >&2; rc=1; }
+        if [ "$want" != "$got" ]; then
+            echo "[$name] sha256 mismatch" >&2
+            # Tell a corrupted upload from a reply lost on the way back.
+            grep -q "sha256 $want" "$TCP_KPEER_LOG" &&
+                echo "[$name] the sink's log shows the right sha256: the upload was intact, its reply never reached ust-tcpclient's reader" >&2
+            rc=1
+        fi
     fi
     [ "$rc" -eq 0 ] || tcp_diag "$name" "$TCP_CLIENT_LOG" "$TCP_KPEER_LOG"
     tcp_result "$name" "$rc"
