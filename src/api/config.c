@@ -25,7 +25,7 @@ struct opt_def {
 static const struct opt_def opt_defs[] = {
     {"dev", OPT_STRING, "KIND:ARGS",
      "device: memif:SOCKET[,role=server|client][,id=N] | tap:IFNAME |\n"
-     "                           afpacket:IFNAME | memlink:NAME,end=a|b |\n"
+     "                           afpacket:IFNAME[,rx=v2|v3] | memlink:NAME,end=a|b |\n"
      "                           fault:OPTS+INNER (loss=P,reorder=P,dup=P,corrupt=P,\n"
      "                           delay=MS,blackout=START_MS:LEN_MS,seed=N)", OFF(dev), 0, 0},
     {"ip", OPT_ADDR, "ADDR/PREFIX", "our IPv4 address (repeatable)", OFF(addrs), 0, 0},
