@@ -115,6 +115,9 @@ install: lib programs
 	ln -sf libustack.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libustack.so.$(SOVER)
 	ln -sf libustack.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/libustack.so
 	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' ustack.pc.in > $(B)/ustack.pc
+	install -m 644 $(B)/ustack.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/ustack.pc
 
 clean:
 	rm -rf $(B)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/statexport.h"
 #include "net/link.h"
 #include "net/stack.h"
 #include "wire/eth.h"
@@ -147,6 +148,7 @@ struct ust_stack *ust_stack_create(const struct ust_config *cfg)
         ust_stack_destroy(s);
         return NULL;
     }
+    statexport_open(s);   /* optional: without shared memory only ust-stat is lost */
     stack_service_dev(s);
     stack_flush(s);
     return s;
@@ -156,6 +158,7 @@ void ust_stack_destroy(struct ust_stack *s)
 {
     if (!s)
         return;
+    statexport_close(s);
     stack_flush(s);
     tcp_fini(s);
     udp_fini(s);
@@ -193,6 +196,7 @@ uint64_t ust_stack_poll(struct ust_stack *s, uint64_t now_ns)
     uint64_t next = wheel_run(&s->wheel, now_ns);
     tcp_deliver_events(s);
     stack_flush(s);
+    statexport_publish(s, now_ns);
     next = wheel_next_deadline(&s->wheel) < next ? wheel_next_deadline(&s->wheel) : next;
     if (s->dev.ops->service && s->dev_next < next)
         next = s->dev_next;
