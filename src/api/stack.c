@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "api/statexport.h"
+#include "ustack/coro.h"
 #include "net/link.h"
 #include "net/stack.h"
 #include "wire/eth.h"
@@ -158,6 +159,7 @@ void ust_stack_destroy(struct ust_stack *s)
 {
     if (!s)
         return;
+    ust_coro_shutdown(s);   /* no-op when no coroutine ever ran here */
     statexport_close(s);
     stack_flush(s);
     tcp_fini(s);
