@@ -173,3 +173,8 @@ UST_API int ust_tcp_getopt(const struct ust_tcp *c, enum ust_tcp_opt opt, int *v
 #endif
 
 #endif
+
+/* The POSIX-like layer, epoll and coroutines (each usable on its own). */
+#include "ustack/socket.h"
+#include "ustack/epoll.h"
+#include "ustack/coro.h"

@@ -1,0 +1,126 @@
+/* The socket layer's internals, shared by fdtable.c (descriptors, threads,
+ * the wait loop), socket.c / sockio.c / sockopt.c (the calls) and epoll.c.
+ * Does not include tcp/tcp.h: the TCB is reached through ust_tcp_* and
+ * tcp/tcp_sock.h only. */
+#ifndef UST_API_SOCK_H
+#define UST_API_SOCK_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+
+#include "ustack/socket.h"
+#include "ustack/ustack.h"
+
+#define SOCK_CTX_BITS 6
+#define SOCK_CTX_MAX (1 << SOCK_CTX_BITS)      /* stacks in one process      */
+#define SOCK_SLOT_BITS 24
+#define SOCK_SLOT_MAX (1u << SOCK_SLOT_BITS)   /* descriptors per stack      */
+#define SOCK_SLOTS_INITIAL 256
+
+enum sobj_kind { SOBJ_SOCK = 1, SOBJ_EPOLL };
+
+struct sock_ctx;
+
+/* What a descriptor slot points at: the head of a socket or epoll object. */
+struct sobj {
+    uint8_t kind;
+    uint8_t cloexec;
+    int fd;
+    struct sock_ctx *ctx;
+};
+
+/* Socket life cycle as seen by the application. */
+enum usock_state {
+    SS_NEW = 0,       /* no address                                       */
+    SS_BOUND,         /* bind() done, no TCB yet (on ctx->bound list)     */
+    SS_LISTEN,
+    SS_CONNECTING,    /* TCP: connect() issued, not yet confirmed          */
+    SS_CONNECTED,
+};
+
+/* usock.flags */
+#define SKF_NONBLOCK  0x0001u
+#define SKF_REUSEADDR 0x0002u
+#define SKF_REUSEPORT 0x0004u
+#define SKF_SHUT_RD   0x0008u
+#define SKF_SHUT_WR   0x0010u
+#define SKF_ERRSEEN   0x0020u   /* the TCB's hard error was moved to err     */
+#define SKF_UDP_PEER  0x0040u   /* connected UDP: default destination/filter */
+#define SKF_LINGER    0x0080u   /* SO_LINGER l_onoff                          */
+
+#define SOCK_NOPTS 11           /* enum ust_tcp_opt values 1..10 */
+
+struct ep_item;
+
+struct usock {
+    struct sobj o;
+    uint8_t type;                  /* SOCK_STREAM or SOCK_DGRAM */
+    uint8_t state;                 /* enum usock_state          */
+    uint16_t flags;
+    int err;                       /* pending SO_ERROR          */
+    struct ust_stack *stack;
+    struct ust_tcp *tcp;           /* NULL until listen/connect/accept */
+    struct ust_udp *udp;
+    struct sockaddr_in local;      /* bound address (sin_port 0 = none)  */
+    struct sockaddr_in peer;       /* UDP default destination            */
+    struct usock *bound_next, *bound_prev;
+    struct ep_item *items;         /* epoll registrations of this socket */
+    uint64_t rcvtimeo_ns, sndtimeo_ns;   /* 0 = forever */
+    int linger_s;
+    uint16_t opt_set;              /* bit n: opt_val[n] was set          */
+    int opt_val[SOCK_NOPTS];
+    int udp_rcvbuf;
+};
+
+struct sock_ctx {
+    int id;
+    struct ust_stack *s;
+    struct sobj **slots;
+    uint32_t *free_slots;          /* stack of free slot numbers */
+    uint32_t cap, bump, nfree, nopen;
+    struct usock *bound;           /* bound, not yet listening or connected */
+};
+
+/* ---- fdtable.c ---- */
+struct sock_ctx *sock_ctx_current(void);
+/* The object behind fd for this thread; NULL and EBADF. */
+struct sobj *sobj_lookup(int fd);
+/* A socket behind fd: EBADF, or ENOTSOCK for an epoll descriptor. */
+struct usock *usock_lookup(int fd);
+/* Give o a descriptor in ctx (sets o->fd). -1 and EMFILE / ENOMEM. */
+int fd_alloc(struct sock_ctx *ctx, struct sobj *o);
+void fd_release(struct sobj *o);
+uint64_t sock_now(void);
+/* Poll every stack of this thread once; the earliest next deadline. */
+uint64_t sock_pump(int *did_work);
+/* Nothing to do before deadline: sleep (or advance the virtual clock).
+ * extra_fd (or -1) is a kernel fd that also ends the sleep; returns 1 if it
+ * did. */
+int sock_idle(uint64_t deadline, int extra_fd);
+uint64_t sock_deadline_after(uint64_t timeout_ns);
+/* Wait until sk shows one of events (EPOLLIN/EPOLLOUT; EPOLLERR|EPOLLHUP
+ * always end the wait) or deadline: 0, or -1 and errno (EAGAIN). */
+int sock_block(struct usock *sk, uint32_t events, uint64_t deadline);
+void bound_list_add(struct usock *sk);
+void bound_list_del(struct usock *sk);
+
+/* ---- socket.c ---- */
+/* Current readiness as epoll bits (the ->poll of Linux). */
+uint32_t usock_events(struct usock *sk);
+void usock_close(struct usock *sk);
+/* Pull the TCB's hard error into sk->err once. */
+void usock_sync_error(struct usock *sk);
+/* Take the pending error (0 if none). */
+int usock_take_error(struct usock *sk);
+void usock_apply_opts(struct usock *sk);
+int usock_nonblock(const struct usock *sk, int msg_flags);
+
+/* ---- epoll.c ---- */
+/* Readiness of sk may have changed: queue its registrations. */
+void epoll_sock_wake(struct usock *sk);
+/* sk is closing: drop its registrations. */
+void epoll_sock_forget(struct usock *sk);
+void epoll_close(struct sobj *o);
+
+#endif
