@@ -18,6 +18,18 @@
  *     next2 = ust_coro_run_ready(s, now);
  *     ...sleep until min(next, next2) unless coroutines ran...
  *
+ * Sockets (ustack/socket.h, ustack/epoll.h): inside a coroutine, a blocking
+ * call that cannot complete (ust_accept, ust_connect, ust_read, ust_write,
+ * ust_recvfrom, ..., ust_epoll_wait) suspends only that coroutine until the
+ * socket's readiness changes, its SO_RCVTIMEO / SO_SNDTIMEO deadline passes
+ * (EAGAIN; connect: EINPROGRESS) or another coroutine closes it (EBADF).
+ * Sockets created inside a coroutine belong to the coroutine's stack when
+ * that stack is attached to the thread (ust_socket_attach). Plain code
+ * blocking in a socket call, or in ust_epoll_wait / ust_socket_run, runs
+ * the coroutines of every attached stack while it waits, so both styles mix
+ * on one thread. A program made only of coroutines drives them with
+ * ust_coro_run (one stack) or a ust_socket_run loop (several).
+ *
  * Time: deadlines are absolute ns on the clock the loop passes in
  * (ust_now_ns() for ust_coro_run); ust_coro_now() reads it. They are kept on a
  * timing wheel, so a deadline fires at or up to ~1 ms (one wheel tick) after
@@ -56,6 +68,8 @@ UST_API int ust_coro_spawn(struct ust_stack *s, void (*fn)(void *), void *arg, s
 
 /* The running coroutine, or NULL outside one (the loop's own context). */
 UST_API struct ust_coro *ust_coro_self(void);
+/* The stack c was spawned on (NULL for NULL). */
+UST_API struct ust_stack *ust_coro_stack(const struct ust_coro *c);
 
 /* Let every other ready coroutine, and the network, run; this coroutine runs
  * again in the next ust_coro_run_ready. No effect outside a coroutine. */

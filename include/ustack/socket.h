@@ -22,7 +22,10 @@
  * Progress. Nothing happens on the wire unless the thread runs its stacks:
  * ust_epoll_wait and every blocking call poll all stacks attached to the
  * thread until the call can complete (run to completion). A program that
- * only uses non-blocking calls without epoll calls ust_socket_run. */
+ * only uses non-blocking calls without epoll calls ust_socket_run. Those
+ * loops also run the coroutines (ustack/coro.h) of the thread's stacks;
+ * inside a coroutine a blocking call suspends just that coroutine, and
+ * ust_socket_run only yields. */
 #ifndef USTACK_SOCKET_H
 #define USTACK_SOCKET_H
 
@@ -63,7 +66,10 @@ UST_API int ust_socket_run(int timeout_ms);
 UST_API void ust_socket_set_clock(uint64_t (*now)(void *arg), void (*idle)(void *arg, uint64_t deadline_ns),
                                   void *arg);
 
-/* Blocking calls. A call on a blocking socket that cannot complete now
+/* Blocking calls. Inside a coroutine (ust_coro_self() != NULL) a call that
+ * cannot complete suspends the coroutine on the socket (see coro.h); a
+ * socket closed meanwhile fails the call with EBADF. Elsewhere a call on a
+ * blocking socket that cannot complete now
  * first calls ust_block_hook (when set) with the descriptor, the epoll
  * events it waits for (EPOLLIN / EPOLLOUT) and its deadline on the thread's
  * clock (UINT64_MAX: none; from SO_RCVTIMEO / SO_SNDTIMEO). The hook (e.g.
@@ -75,7 +81,8 @@ UST_API void ust_socket_set_clock(uint64_t (*now)(void *arg), void (*idle)(void 
 extern UST_API int (*ust_block_hook)(int fd, uint32_t events, uint64_t deadline_ns);
 
 /* AF_INET; SOCK_STREAM (TCP) or SOCK_DGRAM (UDP), | SOCK_NONBLOCK |
- * SOCK_CLOEXEC. On the current stack of the thread (EINVAL: none). */
+ * SOCK_CLOEXEC. On the current stack of the thread (EINVAL: none); inside
+ * a coroutine, on the coroutine's stack if it is attached. */
 UST_API int ust_socket(int domain, int type, int protocol);
 UST_API int ust_bind(int fd, const struct sockaddr *addr, socklen_t len);
 UST_API int ust_listen(int fd, int backlog);

@@ -178,3 +178,4 @@ UST_API int ust_tcp_getopt(const struct ust_tcp *c, enum ust_tcp_opt opt, int *v
 #include "ustack/socket.h"
 #include "ustack/epoll.h"
 #include "ustack/coro.h"
+#include "ustack/workers.h"

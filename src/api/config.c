@@ -33,7 +33,7 @@ static const struct opt_def opt_defs[] = {
     {"mac", OPT_MAC, "MAC", "our MAC (default: the interface's, else random local)", OFF(mac), 0, 0},
     {"neigh", OPT_NEIGH, "IP=MAC", "static neighbour entry (repeatable)", OFF(neigh), 0, 0},
     {"mtu", OPT_U32, "N", "link MTU (default: the device's, else 1500)", OFF(mtu), 68, 65000},
-    {"workers", OPT_U32, "N", "worker threads (only 1 is supported so far)", OFF(workers), 1, 64},
+    {"workers", OPT_U32, "N", "worker threads, one stack and device queue each (afpacket, memif)", OFF(workers), 1, 64},
     {"pcap", OPT_STRING, "FILE", "record every frame in and out to FILE", OFF(pcap), 0, 0},
     {"stats", OPT_FLAG, NULL, "print the counters at exit", OFF(stats), 0, 0},
     {"busy-poll", OPT_FLAG, NULL, "never sleep on the device", OFF(busy_poll), 0, 0},

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "api/statexport.h"
+#include "api/workers.h"
 #include "ustack/coro.h"
 #include "net/link.h"
 #include "net/stack.h"
@@ -121,13 +122,19 @@ static void stack_service_dev(struct ust_stack *s)
 struct ust_stack *ust_stack_create(const struct ust_config *cfg)
 {
     if (cfg->workers != 1) {
-        fprintf(stderr, "ustack: --workers %u: only one worker is supported so far\n", cfg->workers);
+        fprintf(stderr, "ustack: --workers %u: start workers with ust_workers_run\n", cfg->workers);
         return NULL;
     }
+    return stack_create_worker(cfg, NULL);
+}
+
+struct ust_stack *stack_create_worker(const struct ust_config *cfg, struct wk_node *wk)
+{
     struct ust_stack *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     s->cfg = *cfg;
+    s->wk = wk;
     s->now = ust_now_ns();
     rand_bytes(&s->key, sizeof(s->key));
     rand_bytes(&s->rng, sizeof(s->rng));
@@ -185,6 +192,8 @@ static void stack_receive(struct ust_stack *s)
         struct pkt *p = burst[i];
         if (pcap_enabled(&s->pcap) && pcap_write(&s->pcap, pkt_data(p), p->len, s->now) < 0)
             CTR_INC(&s->ctr, pcap_errors);
+        if (s->wk && workers_steer_frame(s, p))
+            continue;   /* another worker owns it */
         link_input(s, p);
     }
 }
@@ -195,6 +204,8 @@ uint64_t ust_stack_poll(struct ust_stack *s, uint64_t now_ns)
     s->did_work = 0;
     stack_service_dev(s);
     stack_receive(s);
+    if (s->wk)
+        workers_poll(s);
     uint64_t next = wheel_run(&s->wheel, now_ns);
     tcp_deliver_events(s);
     stack_flush(s);
@@ -211,6 +222,8 @@ void ust_stack_wait(struct ust_stack *s, uint64_t deadline_ns)
         return;
     struct pollfd fds[8];
     int n = s->dev.ops->poll_fds ? s->dev.ops->poll_fds(&s->dev, fds, 8) : 0;
+    if (s->wk)
+        n += workers_poll_fds(s, fds + n, 8 - n);
     uint64_t now = ust_now_ns();
     if (deadline_ns <= now)
         return;
@@ -223,6 +236,8 @@ void ust_stack_wait(struct ust_stack *s, uint64_t deadline_ns)
         /* Whatever woke us may be control traffic: service the device next. */
         if (poll(fds, (nfds_t)n, ms) > 0)
             s->dev_next = 0;
+        if (s->wk)
+            workers_woken(s);
     }
     else {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 1000000};   /* backend without fds */

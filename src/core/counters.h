@@ -117,7 +117,11 @@
     X(tcp_tw_recycled)     /* TIME-WAIT table full: oldest dropped          */ \
     X(tcp_tw_rst_ignored)  /* RFC 1337                                      */ \
     X(pool_empty)          /* packet allocations that failed                */ \
-    X(pcap_errors)
+    X(pcap_errors)                                                             \
+    X(steer_tx)            /* handed to the worker that owns the flow       */ \
+    X(steer_rx)            /* taken over from another worker                */ \
+    X(steer_arp_copies)    /* ARP frames copied to the other workers        */ \
+    X(steer_drop)          /* handoff dropped: ring full or no buffer       */
 
 struct ust_counters {
 #define UST_COUNTER_FIELD(name) uint64_t name;

@@ -1,5 +1,5 @@
 /* AF_PACKET backend:
- *   "afpacket:IFNAME[,rx=v2|v3][,qdisc_bypass=0|1][,tov=MS]"
+ *   "afpacket:IFNAME[,rx=v2|v3][,qdisc_bypass=0|1][,tov=MS][,queue=I,queues=N]"
  *
  * +--------------------------------------------------------------------------+
  * | What it does                                                             |
@@ -60,6 +60,22 @@
  * |    (tp_snaplen < tp_len). Turn off `tso gso` in the peer for TCP.       |
  * |  - No VLANs: frames whose tag the kernel stripped (TP_STATUS_VLAN_VALID) |
  * |    are dropped (eth_drop_type), never taken for untagged ones.          |
+ * |                                                                          |
+ * | Several workers (queue=I,queues=N, added by ust_workers_run)             |
+ * |  - Each worker opens its own socket and rings; all N join one           |
+ * |    PACKET_FANOUT group (id from the pid) of type PACKET_FANOUT_CBPF,   |
+ * |    in worker order, so member I is worker I. The classic BPF program   |
+ * |    (steer_bpf_build, src/net/steer.c) computes ustack's own flow hash  |
+ * |    mod N, so the kernel puts a TCP/UDP flow on the worker that owns it |
+ * |    and a client connect can choose a source port landing on its worker.|
+ * |  - A fanout delivers each frame to ONE socket. Frames without a flow go |
+ * |    to worker 0: ARP (which the receiving worker copies to all others   |
+ * |    through the handoff rings, each worker keeping its own ARP cache),  |
+ * |    ICMP errors (hashed by the outer addresses: the software steering   |
+ * |    hands them to the owner of the flow they quote) and fragments      |
+ * |    (hashed by addresses only; reassembled there, then handed over).    |
+ * |  - Until all N sockets joined, and if the kernel's choice ever differs, |
+ * |    the software check in the receive path hands the frame over.        |
  * +--------------------------------------------------------------------------+
  *
  * The ring headers are kernel ABI structs in host byte order, so they are
@@ -68,8 +84,10 @@
  * the kernel reads and writes the same memory concurrently. */
 #include "dev/dev.h"
 #include "dev/netif.h"
+#include "net/steer.h"
 
 #include <errno.h>
+#include <linux/filter.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
@@ -129,6 +147,7 @@ struct afp {
     uint32_t tx_frame_nr;
     uint32_t tx_head;         /* next slot to fill                             */
     uint64_t next_service;
+    unsigned queue, queues;   /* this worker's fanout member and the group size */
 };
 
 /* ---- options ------------------------------------------------------------ */
@@ -178,6 +197,17 @@ static int afp_option(void *ctx, const char *key, const char *val)
         a->tov_set = 1;
         return 0;
     }
+    if (strcmp(key, "queue") == 0)
+        return afp_parse_uint(key, val, 63, &a->queue);
+    if (strcmp(key, "queues") == 0) {
+        if (afp_parse_uint(key, val, 64, &a->queues))
+            return -1;
+        if (a->queues == 0) {
+            fprintf(stderr, "afpacket: queues must be at least 1\n");
+            return -1;
+        }
+        return 0;
+    }
     if (strcmp(key, "rx") == 0) {
         if (val && strcmp(val, "v2") == 0)
             a->mode = AFP_RX_V2;
@@ -190,7 +220,7 @@ static int afp_option(void *ctx, const char *key, const char *val)
         return 0;
     }
     fprintf(stderr, "afpacket: unknown option '%s' "
-            "(want IFNAME[,rx=v2|v3][,qdisc_bypass=0|1][,tov=MS])\n", key);
+            "(want IFNAME[,rx=v2|v3][,qdisc_bypass=0|1][,tov=MS][,queue=I,queues=N])\n", key);
     return -1;
 }
 
@@ -199,6 +229,10 @@ static int afp_options_check(const struct afp *a)
 {
     if (!a->ifname[0]) {
         fprintf(stderr, "afpacket: missing interface name (afpacket:IFNAME)\n");
+        return -1;
+    }
+    if (a->queue >= a->queues) {
+        fprintf(stderr, "afpacket: queue %u out of range (queues=%u)\n", a->queue, a->queues);
         return -1;
     }
     if (a->tov_set && a->mode != AFP_RX_V3) {
@@ -369,6 +403,25 @@ static int afp_bind(struct afp *a, int ifindex)
     return 0;
 }
 
+/* Join the workers' fanout group and install the steering program (see the
+ * box at the top). Joining needs a bound socket. */
+static int afp_join_fanout(struct afp *a)
+{
+    if (a->queues <= 1)
+        return 0;
+    uint32_t id = (uint32_t)getpid() & 0xffff;
+    int val = (int)(id | ((uint32_t)PACKET_FANOUT_CBPF << 16));
+    if (afp_setopt(a, PACKET_FANOUT, &val, sizeof(val), "PACKET_FANOUT"))
+        return -1;
+    struct steer_bpf_insn prog[STEER_BPF_MAX];
+    struct sock_filter code[STEER_BPF_MAX];
+    int len = steer_bpf_build(prog, a->queues);
+    for (int i = 0; i < len; i++)
+        code[i] = (struct sock_filter){.code = prog[i].code, .jt = prog[i].jt, .jf = prog[i].jf, .k = prog[i].k};
+    struct sock_fprog fprog = {.len = (unsigned short)len, .filter = code};
+    return afp_setopt(a, PACKET_FANOUT_DATA, &fprog, sizeof(fprog), "PACKET_FANOUT_DATA (cBPF)");
+}
+
 static void afp_release(struct afp *a)
 {
     if (a->map)
@@ -387,6 +440,7 @@ static int afp_open(struct dev *d, const char *args)
     a->qdisc_bypass = 1;
     a->tov_ms = AFP_TOV_DEFAULT_MS;
     a->mode = AFP_RX_MODE_DEFAULT;
+    a->queues = 1;
     if (dev_args_each(args, ',', afp_option, a) || afp_options_check(a)) {
         afp_release(a);
         return -1;
@@ -400,11 +454,13 @@ static int afp_open(struct dev *d, const char *args)
         return -1;
     }
     int ifindex = 0;
-    if (afp_read_link(d, a, &ifindex) || afp_setup_rings(a, d->mtu) || afp_bind(a, ifindex)) {
+    if (afp_read_link(d, a, &ifindex) || afp_setup_rings(a, d->mtu) || afp_bind(a, ifindex) ||
+        afp_join_fanout(a)) {
         afp_release(a);
         return -1;
     }
     afp_refresh_link_up(d, a);
+    d->queue = (uint16_t)a->queue;
     d->priv = a;
     return 0;
 }

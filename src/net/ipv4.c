@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "net/link.h"
+#include "api/workers.h"
 #include "net/stack.h"
 #include "wire/checksum.h"
 
@@ -155,6 +156,8 @@ void ipv4_input(struct ust_stack *s, struct pkt *p)
         if (!p)
             return;
         ip = whole;
+        if (s->wk && workers_steer_datagram(s, p))
+            return;   /* reassembled here, owned by another worker */
     }
     ipv4_deliver(s, p, &ip);
 }

@@ -22,6 +22,8 @@
 #define STACK_BURST 64
 #define STACK_TXQ 256
 
+struct wk_node;
+
 struct ust_stack {
     uint64_t now;                     /* ns, set by every ust_stack_poll       */
     struct ust_counters ctr;
@@ -46,11 +48,14 @@ struct ust_stack {
     uint64_t dev_next;                /* next time the device wants service  */
     struct pcap_writer pcap;
     struct ust_config cfg;
+    struct wk_node *wk;               /* NULL unless one of several workers  */
 };
 
 /* Queue a complete frame for the end-of-poll transmit burst (flushes early
  * when the queue is full). Takes ownership. */
 void stack_xmit(struct ust_stack *s, struct pkt *p);
 void stack_flush(struct ust_stack *s);
+/* ust_stack_create for worker wk of a group (src/api/workers.c). */
+struct ust_stack *stack_create_worker(const struct ust_config *cfg, struct wk_node *wk);
 
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "api/workers.h"
 #include "net/stack.h"
 #include "tcp/tcp.h"
 #include "tcp/tcp_isn.h"
@@ -156,7 +157,8 @@ int tcp_pick_port(struct ust_stack *s, struct tcp_tuple *t)
     uint32_t offset = (uint32_t)(first - TCP_EPHEMERAL_LO);
     for (uint32_t i = 0; i < range; i++) {
         t->lport = (uint16_t)(TCP_EPHEMERAL_LO + (offset + i) % range);
-        if (!tcb_lookup(s, t) && !tw_lookup(&s->tcp.tw, t) && !tcp_port_in_use(s, &t->laddr, t->lport)) {
+        if (!tcb_lookup(s, t) && !tw_lookup(&s->tcp.tw, t) && !tcp_port_in_use(s, &t->laddr, t->lport) &&
+            (!s->wk || workers_port_is_mine(s, t))) {
             s->tcp.port_counter += i + 1;
             return 0;
         }
