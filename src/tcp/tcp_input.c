@@ -334,6 +334,8 @@ static int tcp_update_window(struct tcb *t, const struct seg_in *in)
         t->probe_mode = PROBE_NONE;
         t->persist_backoff = 0;
         tcp_timer_clear(t, TT_PROBE);
+        /* Probe octets sent into the shut window were dropped: resend now. */
+        tcp_mark_lost_from(t, t->sndq.head, 1);
     }
     return changed;
 }
@@ -406,6 +408,16 @@ static int tcp_detect_losses(struct tcb *t, int dupack)
     return lost > 0;
 }
 
+/* RFC 5682 2.1 step 2b: "transmit up to two new (previously unsent)
+ * segments", whatever the loss window after the RTO allows. */
+static void tcp_frto_send_new(struct tcb *t)
+{
+    uint32_t saved = t->cc.cwnd;
+    t->cc.cwnd = tcp_flight(t) + 2u * t->mss;
+    tcp_output(t);
+    t->cc.cwnd = saved;
+}
+
 /* F-RTO (RFC 5682 2.1, the basic algorithm) after an RTO: decide whether
  * the timeout was spurious from the two ACKs that follow it. */
 static void tcp_frto_step(struct tcb *t, uint32_t acked, int dupack)
@@ -413,6 +425,7 @@ static void tcp_frto_step(struct tcb *t, uint32_t acked, int dupack)
     if (t->frto_stage == 2) {
         if (acked && seq_lt(t->snd_una, t->frto_snd_nxt) && t->snd_unsent) {
             t->frto_stage = 3;     /* step 2b: send new data, wait one more ACK */
+            tcp_frto_send_new(t);
             return;
         }
     } else if (t->frto_stage == 3) {
@@ -447,8 +460,10 @@ static void tcp_recovery_on_ack(struct tcb *t, uint32_t acked, const struct sack
 
 static int tcp_is_dupack(const struct tcb *t, const struct seg_in *in, int wnd_changed)
 {
+    /* RFC 5681 2: the five conditions; a zero window means these are
+     * answers to window probes, not signs of loss. */
     return in->h.ack == t->snd_una && in->p->len == 0 && !(in->h.flags & (TCP_SYN | TCP_FIN)) && !wnd_changed &&
-           t->snd_nxt != t->snd_una;
+           t->snd_nxt != t->snd_una && t->snd_wnd != 0;
 }
 
 static void tcp_ack_congestion(struct tcb *t, const struct seg_in *in, uint32_t acked, const struct sack_result *sr,
@@ -549,7 +564,9 @@ static int tcp_ack_step(struct tcb *t, struct seg_in *in)
         }
     }
     int wnd_changed = tcp_update_window(t, in);
-    tcp_ack_congestion(t, in, acked, &sr, tcp_is_dupack(t, in, wnd_changed), flight_before);
+    /* RFC 5681 2 (b): an ACK that advances SND.UNA is never a duplicate
+     * (snd_una was already moved, so compare through acked). */
+    tcp_ack_congestion(t, in, acked, &sr, !acked && tcp_is_dupack(t, in, wnd_changed), flight_before);
     if (acked)
         tcp_arm_rexmt(t);
     tcp_ack_state_changes(t);
@@ -609,14 +626,24 @@ static void tcp_queue_ooo(struct tcb *t, struct seg_in *in)
     struct ust_stack *s = t->stack;
     struct pkt *p = in->p, *prev = NULL, *cur = t->oooq.head;
     uint32_t seq = in->h.seq;
-    while (cur && seq_leq(cur->aux + cur->len, seq)) {
+    for (;;) {
+        while (cur && seq_leq(cur->aux + cur->len, seq)) {
+            prev = cur;
+            cur = cur->next;
+        }
+        if (!cur || seq_gt(cur->aux, seq))
+            break;
+        if (seq_geq(cur->aux + cur->len, seq + p->len)) {
+            CTR_INC(&s->ctr, tcp_dup_segments);
+            sack_rcv_dsack(&t->sack_rcv, seq, seq + p->len);
+            return;   /* wholly inside an existing segment */
+        }
+        /* It starts inside cur: keep only what lies beyond cur. */
+        uint32_t cut = cur->aux + cur->len - seq;
+        pkt_pull(p, (uint16_t)cut);
+        seq += cut;
         prev = cur;
         cur = cur->next;
-    }
-    if (cur && seq_leq(cur->aux, seq) && seq_geq(cur->aux + cur->len, seq + p->len)) {
-        CTR_INC(&s->ctr, tcp_dup_segments);
-        sack_rcv_dsack(&t->sack_rcv, seq, seq + p->len);
-        return;   /* wholly inside an existing segment */
     }
     if (t->oooq.len >= TCP_MAX_OOO_PER_CONN || s->tcp.ooo_pkts >= s->tcp.ooo_max) {
         CTR_INC(&s->ctr, tcp_drop_ooo_full);
@@ -772,6 +799,7 @@ static void tcp_conn_input(struct tcb *t, struct seg_in *in)
         }
         return;
     }
+    t->keep_probes = 0;   /* RFC 9293 3.8.4: any acceptable segment answers a keepalive */
     /* RFC 7323 4.3: record TS.Recent from the segment at the left window edge. */
     if ((t->flags & TF_TS_OK) && in->h.opt.has_ts && seq_leq(in->h.seq, t->last_ack_sent) &&
         seq_geq(in->h.opt.ts_val, t->ts_recent)) {

@@ -98,7 +98,9 @@ static void tcp_cookie_ack(struct ust_stack *s, struct tcb *l, struct seg_in *in
     t->snd_wl1 = in->h.seq;
     t->snd_wl2 = in->h.ack;
     t->max_snd_wnd = t->snd_wnd;
-    t->rcv_adv = t->rcv_nxt;
+    /* The cookie SYN,ACK offered the unscaled window (tcp_send_segment):
+     * the peer may already be sending into it. */
+    t->rcv_adv = t->rcv_nxt + (t->rcvbuf < 65535 ? t->rcvbuf : 65535);
     CTR_INC(&s->ctr, tcp_syncookies_ok);
     CTR_INC(&s->ctr, tcp_passive_opens);
     l->syn_pending++;   /* balanced by tcp_established */

@@ -22,11 +22,15 @@ int tcp_init(struct ust_stack *s)
 void tcp_fini(struct ust_stack *s)
 {
     struct tcp_stack *ts = &s->tcp;
-    /* Release every buffer still held by a connection. */
+    /* Release every buffer still held by a connection, and take its timer
+     * off the wheel: the wheel outlives the TCB array (other modules' timers
+     * may be linked through ours). */
     for (uint32_t i = 0; ts->tcbs && i < ts->bump; i++) {
         struct tcb *t = &ts->tcbs[i];
         if (t->state != TCP_CLOSED || t->sndq.len || t->rcvq.len || t->oooq.len)
             tcp_free_buffers(t);
+        if (timer_pending(&t->timer))
+            wheel_del(&s->wheel, &t->timer);
     }
     wheel_del(&s->wheel, &ts->tw_timer);
     tw_fini(&ts->tw);

@@ -53,6 +53,13 @@ void tcp_arm_rexmt(struct tcb *t)
         }
         return;
     }
+    if (t->probe_mode == PROBE_PERSIST) {
+        /* RFC 9293 3.8.6.1: while the window is shut, the persist timer
+         * alone resends the probe octet, backing off; an RTO (or a TLP
+         * taking over TT_PROBE) would probe at the wrong pace. */
+        tcp_timer_clear(t, TT_REXMT);
+        return;
+    }
     tcp_timer_set(t, TT_REXMT, s->now + tcp_rto_ns(t));
     /* TLP when not in recovery, no probe outstanding, and SACK is usable. */
     if (t->state == TCP_ESTABLISHED && (t->flags & TF_SACK_OK) && !(t->flags & (TF_IN_RECOVERY | TF_TLP_OUT)) &&
