@@ -1,4 +1,6 @@
-/* ust-udpecho: a UDP echo server on ustack (RFC 862). */
+/* ust-udpecho: a UDP echo server on ustack (RFC 862), written against the
+ * POSIX-like socket API: one non-blocking datagram socket, and
+ * ust_epoll_wait as the main loop (it runs the stack while it waits). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -6,7 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ustack/epoll.h"
+#include "ustack/socket.h"
 #include "ustack/ustack.h"
+
+#define WAIT_MS 100   /* how soon a signal is noticed */
 
 static void usage(FILE *out)
 {
@@ -17,17 +23,17 @@ static void usage(FILE *out)
     ust_config_print_help(out);
 }
 
-static void echo_all(struct ust_udp *u, void *arg)
+/* Answer every datagram queued on fd. */
+static void echo_all(int fd)
 {
-    static uint8_t buf[65536];
-    (void)arg;
+    static char buf[65536];
     for (;;) {
         struct sockaddr_in from;
         socklen_t fromlen = sizeof(from);
-        ssize_t n = ust_udp_recvfrom(u, buf, sizeof(buf), (struct sockaddr *)&from, &fromlen);
+        ssize_t n = ust_recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fromlen);
         if (n < 0)
-            return;
-        ust_udp_sendto(u, buf, (size_t)n, (struct sockaddr *)&from, fromlen);
+            return;   /* EAGAIN: drained */
+        ust_sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&from, fromlen);
     }
 }
 
@@ -48,6 +54,17 @@ static int parse_args(int argc, char **argv, int *port)
     return (*port > 0 && *port < 65536) ? 0 : -1;
 }
 
+static int open_socket(int port)
+{
+    int fd = ust_socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (fd < 0 || ust_bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        fprintf(stderr, "ust-udpecho: bind port %d: %s\n", port, strerror(errno));
+        return -1;
+    }
+    return fd;
+}
+
 int main(int argc, char **argv)
 {
     int port = 7;
@@ -59,19 +76,23 @@ int main(int argc, char **argv)
     ust_config_free(cfg);
     if (!s)
         return 1;
-    struct ust_udp *u = ust_udp_open(s);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (!u || ust_udp_bind(u, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-        fprintf(stderr, "ust-udpecho: bind port %d: %s\n", port, strerror(errno));
+    int fd = ust_socket_attach(s) < 0 ? -1 : open_socket(port);
+    int ep = fd < 0 ? -1 : ust_epoll_create1(0);
+    struct epoll_event want = {.events = EPOLLIN, .data.fd = fd};
+    if (ep < 0 || ust_epoll_ctl(ep, EPOLL_CTL_ADD, fd, &want) < 0) {
+        ust_socket_detach(s);
         ust_stack_destroy(s);
         return 1;
     }
-    ust_udp_set_callback(u, echo_all, NULL);
     fprintf(stderr, "ust-udpecho: serving UDP port %d\n", port);
-    ust_stack_run(s, stop);
+    while (!*stop) {
+        struct epoll_event ev;
+        if (ust_epoll_wait(ep, &ev, 1, WAIT_MS) > 0)
+            echo_all(fd);
+    }
     if (ust_stack_stats_wanted(s))
         ust_stack_print_stats(s, stdout);
-    ust_udp_close(u);
+    ust_socket_detach(s);   /* closes fd and ep */
     ust_stack_destroy(s);
     return 0;
 }

@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "api/sock.h"
 #include "core/wheel.h"
 #include "net/stack.h"
 #include "ustack/coro.h"
@@ -438,6 +439,8 @@ int ust_coro_spawn(struct ust_stack *s, void (*fn)(void *), void *arg, size_t st
 
 struct ust_coro *ust_coro_self(void) { return tls_current; }
 
+struct ust_stack *ust_coro_stack(const struct ust_coro *c) { return c ? c->sched->s : NULL; }
+
 void ust_coro_yield(void)
 {
     struct ust_coro *co = tls_current;
@@ -545,13 +548,24 @@ static uint64_t sched_run(struct coro_sched *sc, uint64_t now, uint32_t *ran)
     return sc->ready_first ? now : wheel_next_deadline(&sc->wheel);
 }
 
-uint64_t ust_coro_run_ready(struct ust_stack *s, uint64_t now)
+uint64_t coro_run_ready_ran(struct ust_stack *s, uint64_t now, int *ran)
 {
+    *ran = 0;
     if (tls_current)
         return now;
     struct coro_sched *sc = sched_find(s);
-    uint32_t ran;
-    return sc ? sched_run(sc, now, &ran) : UINT64_MAX;
+    if (!sc)
+        return UINT64_MAX;
+    uint32_t n;
+    uint64_t next = sched_run(sc, now, &n);
+    *ran = n != 0;
+    return next;
+}
+
+uint64_t ust_coro_run_ready(struct ust_stack *s, uint64_t now)
+{
+    int ran;
+    return coro_run_ready_ran(s, now, &ran);
 }
 
 /* One loop iteration on the real clock, sleeping at most until limit. */

@@ -18,6 +18,9 @@
 
 #define EP_KERNEL_EVERY 16       /* busy: look at kernel fds once per this many loops */
 #define EP_ALWAYS (EPOLLERR | EPOLLHUP)
+/* A coroutine waiting on an instance with kernel fds looks at them this
+ * often: the kernel cannot wake a coroutine. */
+#define EP_CORO_KERNEL_NS 1000000ULL
 
 struct uepoll;
 
@@ -76,8 +79,12 @@ static void ep_item_check(struct ep_item *it, uint32_t ready)
 {
     if (it->disabled || it->on_ready)
         return;
-    if (ready & (it->events | EP_ALWAYS))
-        rd_append(it->ep, it);
+    if (!(ready & (it->events | EP_ALWAYS)))
+        return;
+    rd_append(it->ep, it);
+    struct ust_coro_waitq *q = &it->ep->o.waiters;
+    if (q->first)   /* coroutines in ust_epoll_wait on this instance */
+        ust_coro_wake_all(q);
 }
 
 void epoll_sock_wake(struct usock *sk)
@@ -359,6 +366,61 @@ static int ep_collect(struct uepoll *ep, struct epoll_event *events, int max)
     return n + ep_collect_ready(ep, events + n, max - n);
 }
 
+/* ep after a wait, or NULL (EBADF) when it was closed meanwhile. */
+static struct uepoll *ep_recheck(int epfd, uint64_t serial)
+{
+    struct sobj *o = sobj_recheck(epfd, serial);
+    if (!o)
+        errno = EBADF;
+    return (struct uepoll *)o;
+}
+
+/* Plain code: ust_epoll_wait is the main loop (stacks and coroutines). */
+static int ep_wait_loop(struct uepoll *ep, struct epoll_event *events, int maxevents, int timeout_ms,
+                        uint64_t deadline)
+{
+    int epfd = ep->o.fd;
+    uint64_t serial = ep->o.serial;
+    for (;;) {
+        int did;
+        uint64_t next = sock_pump(&did);
+        if (!(ep = ep_recheck(epfd, serial)))   /* a coroutine closed it */
+            return -1;
+        int n = ep_collect(ep, events, maxevents);
+        if (n || timeout_ms == 0 || sock_now() >= deadline)
+            return n;
+        if (!did && sock_idle(next < deadline ? next : deadline, ep->nkernel ? ep->kfd : -1))
+            ep->kernel_due = 1;
+    }
+}
+
+/* Inside a coroutine: suspend it until an item joins the ready list (or
+ * the timeout). With timeout 0 it yields once so the network can run. */
+static int ep_wait_coro(struct uepoll *ep, struct epoll_event *events, int maxevents, int timeout_ms,
+                        uint64_t deadline)
+{
+    int epfd = ep->o.fd;
+    uint64_t serial = ep->o.serial;
+    for (int round = 0;; round++) {
+        int n = ep_collect(ep, events, maxevents);
+        if (n || (timeout_ms == 0 && round) || sock_now() >= deadline)
+            return n;
+        if (timeout_ms == 0) {
+            ust_coro_yield();
+        } else {
+            uint64_t until = deadline;
+            if (ep->nkernel) {
+                uint64_t k = sock_deadline_after(EP_CORO_KERNEL_NS);
+                until = k < until ? k : until;
+                ep->kernel_due = 1;
+            }
+            (void)ust_coro_wait_on(&ep->o.waiters, until);
+        }
+        if (!(ep = ep_recheck(epfd, serial)))
+            return -1;
+    }
+}
+
 int ust_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout_ms)
 {
     struct uepoll *ep = ep_lookup(epfd);
@@ -373,13 +435,7 @@ int ust_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int time
         return -1;
     }
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : sock_deadline_after((uint64_t)timeout_ms * 1000000ULL);
-    for (;;) {
-        int did;
-        uint64_t next = sock_pump(&did);
-        int n = ep_collect(ep, events, maxevents);
-        if (n || timeout_ms == 0 || sock_now() >= deadline)
-            return n;
-        if (!did && sock_idle(next < deadline ? next : deadline, ep->nkernel ? ep->kfd : -1))
-            ep->kernel_due = 1;
-    }
+    if (ust_coro_self())
+        return ep_wait_coro(ep, events, maxevents, timeout_ms, deadline);
+    return ep_wait_loop(ep, events, maxevents, timeout_ms, deadline);
 }

@@ -30,8 +30,30 @@ static __thread struct sock_ctx *tls_cur;
 static __thread uint64_t (*tls_now)(void *);
 static __thread void (*tls_idle)(void *, uint64_t);
 static __thread void *tls_clock_arg;
+/* Object serials only need to be unique among the objects one thread can
+ * look up, and a thread only looks up contexts it attached. */
+static __thread uint64_t tls_serial;
 
-struct sock_ctx *sock_ctx_current(void) { return tls_cur; }
+static struct sock_ctx *ctx_of_coro(void)
+{
+    struct ust_coro *co = ust_coro_self();
+    if (!co)
+        return NULL;
+    struct ust_stack *s = ust_coro_stack(co);
+    for (int i = 0; i < tls_nctx; i++)
+        if (tls_list[i]->s == s)
+            return tls_list[i];
+    return NULL;
+}
+
+/* Inside a coroutine, its own stack (when attached here): coroutines of
+ * several stacks can then share a thread without ust_socket_attach calls
+ * to switch between them. */
+struct sock_ctx *sock_ctx_current(void)
+{
+    struct sock_ctx *c = ctx_of_coro();
+    return c ? c : tls_cur;
+}
 
 static struct sock_ctx *ctx_of_stack(struct ust_stack *s)
 {
@@ -185,6 +207,14 @@ struct usock *usock_lookup(int fd)
     return (struct usock *)o;
 }
 
+struct sobj *sobj_recheck(int fd, uint64_t serial)
+{
+    int saved = errno;
+    struct sobj *o = sobj_lookup(fd);
+    errno = saved;
+    return o && o->serial == serial ? o : NULL;
+}
+
 struct ust_stack *ust_socket_stack(int fd)
 {
     struct sobj *o = sobj_lookup(fd);
@@ -204,12 +234,16 @@ int fd_alloc(struct sock_ctx *c, struct sobj *o)
     c->slots[slot] = o;
     c->nopen++;
     o->ctx = c;
+    o->serial = ++tls_serial;
+    o->waiters = (struct ust_coro_waitq){0};
     o->fd = (int)(UST_FD_BASE + ((uint32_t)c->id << SOCK_SLOT_BITS) + slot);
     return o->fd;
 }
 
 void fd_release(struct sobj *o)
 {
+    if (o->waiters.first)
+        ust_coro_wake_all(&o->waiters);
     struct sock_ctx *c = o->ctx;
     uint32_t slot = ((uint32_t)o->fd - UST_FD_BASE) & (SOCK_SLOT_MAX - 1);
     c->slots[slot] = NULL;
@@ -263,10 +297,17 @@ uint64_t sock_pump(int *did_work)
 {
     uint64_t next = UINT64_MAX;
     int did = 0;
+    /* tls_list is re-read every time: a coroutine may detach a stack. */
     for (int i = 0; i < tls_nctx; i++) {
         struct ust_stack *s = tls_list[i]->s;
-        uint64_t n = ust_stack_poll(s, sock_now());
+        uint64_t now = sock_now();
+        uint64_t n = ust_stack_poll(s, now);
         did |= s->did_work;
+        int ran = 0;
+        uint64_t c = coro_run_ready_ran(s, now, &ran);
+        did |= ran;
+        if (c < n)
+            n = c;
         if (n < next)
             next = n;
     }
@@ -342,6 +383,10 @@ int sock_idle(uint64_t deadline, int extra_fd)
 
 int ust_socket_run(int timeout_ms)
 {
+    if (ust_coro_self()) {   /* the loop runs the stacks: let it */
+        ust_coro_yield();
+        return 0;
+    }
     int did;
     uint64_t next = sock_pump(&did);
     if (did || timeout_ms == 0)
@@ -356,18 +401,44 @@ static int block_ready(struct usock *sk, uint32_t events)
     return (usock_events(sk) & (events | EPOLLERR | EPOLLHUP)) != 0;
 }
 
-int sock_block(struct usock *sk, uint32_t events, uint64_t deadline)
+/* sk after a wait, or NULL (EBADF) when it was closed meanwhile. */
+static struct usock *block_recheck(int fd, uint64_t serial)
 {
-    if (block_ready(sk, events))
-        return 0;
-    if (ust_block_hook) {
-        int r = ust_block_hook(sk->o.fd, events, deadline);
-        if (r != UST_BLOCK_DEFAULT)
-            return r;
+    struct sobj *o = sobj_recheck(fd, serial);
+    if (!o)
+        errno = EBADF;
+    return (struct usock *)o;
+}
+
+/* Inside a coroutine: suspend it on sk's wait queue; usock_wake (readiness
+ * changed), fd_release (closed) or the deadline resumes it. */
+static int block_coro(struct usock *sk, uint32_t events, uint64_t deadline)
+{
+    int fd = sk->o.fd;
+    uint64_t serial = sk->o.serial;
+    for (;;) {
+        int rc = ust_coro_wait_on(&sk->o.waiters, deadline);
+        if (!(sk = block_recheck(fd, serial)))
+            return -1;
+        if (block_ready(sk, events))
+            return 0;
+        if (rc == ETIMEDOUT || sock_now() >= deadline) {
+            errno = EAGAIN;
+            return -1;
+        }
     }
+}
+
+/* Plain code: run the thread's stacks and coroutines until sk is ready. */
+static int block_loop(struct usock *sk, uint32_t events, uint64_t deadline)
+{
+    int fd = sk->o.fd;
+    uint64_t serial = sk->o.serial;
     for (;;) {
         int did;
         uint64_t next = sock_pump(&did);
+        if (!(sk = block_recheck(fd, serial)))   /* a coroutine closed it */
+            return -1;
         if (block_ready(sk, events))
             return 0;
         if (sock_now() >= deadline) {
@@ -377,4 +448,20 @@ int sock_block(struct usock *sk, uint32_t events, uint64_t deadline)
         if (!did)
             sock_idle(next < deadline ? next : deadline, -1);
     }
+}
+
+int sock_block(struct usock *sk, uint32_t events, uint64_t deadline)
+{
+    if (block_ready(sk, events))
+        return 0;
+    if (ust_coro_self())
+        return block_coro(sk, events, deadline);
+    if (ust_block_hook) {
+        int fd = sk->o.fd;
+        uint64_t serial = sk->o.serial;
+        int r = ust_block_hook(fd, events, deadline);
+        if (r != UST_BLOCK_DEFAULT)
+            return r == 0 && !block_recheck(fd, serial) ? -1 : r;
+    }
+    return block_loop(sk, events, deadline);
 }

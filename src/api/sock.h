@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 
+#include "ustack/coro.h"
 #include "ustack/socket.h"
 #include "ustack/ustack.h"
 
@@ -28,6 +29,13 @@ struct sobj {
     uint8_t cloexec;
     int fd;
     struct sock_ctx *ctx;
+    /* Descriptors are reused (and so may be the memory behind them): a
+     * blocked call that wakes up knows its object is still the one it
+     * waited on only if fd still maps to this serial. */
+    uint64_t serial;
+    /* Coroutines blocked in a call on this object; woken whenever its
+     * readiness may have changed and when it is closed. */
+    struct ust_coro_waitq waiters;
 };
 
 /* Socket life cycle as seen by the application. */
@@ -88,11 +96,19 @@ struct sock_ctx *sock_ctx_current(void);
 struct sobj *sobj_lookup(int fd);
 /* A socket behind fd: EBADF, or ENOTSOCK for an epoll descriptor. */
 struct usock *usock_lookup(int fd);
-/* Give o a descriptor in ctx (sets o->fd). -1 and EMFILE / ENOMEM. */
+/* Give o a descriptor in ctx (sets o->fd, o->serial). -1 and EMFILE / ENOMEM. */
 int fd_alloc(struct sock_ctx *ctx, struct sobj *o);
+/* Free the descriptor; coroutines blocked on o are woken first (they find
+ * the descriptor gone: EBADF). */
 void fd_release(struct sobj *o);
+/* The object fd names if it is still the one with this serial, else NULL
+ * (it was closed while we waited). Sets no errno. */
+struct sobj *sobj_recheck(int fd, uint64_t serial);
 uint64_t sock_now(void);
-/* Poll every stack of this thread once; the earliest next deadline. */
+/* Poll every stack of this thread once and run the coroutines that are
+ * ready; the earliest next deadline. *did_work: packets moved or
+ * coroutines ran (what they queued goes out on the next pump, so do not
+ * sleep). Never called from inside a coroutine. */
 uint64_t sock_pump(int *did_work);
 /* Nothing to do before deadline: sleep (or advance the virtual clock).
  * extra_fd (or -1) is a kernel fd that also ends the sleep; returns 1 if it
@@ -100,12 +116,18 @@ uint64_t sock_pump(int *did_work);
 int sock_idle(uint64_t deadline, int extra_fd);
 uint64_t sock_deadline_after(uint64_t timeout_ns);
 /* Wait until sk shows one of events (EPOLLIN/EPOLLOUT; EPOLLERR|EPOLLHUP
- * always end the wait) or deadline: 0, or -1 and errno (EAGAIN). */
+ * always end the wait) or deadline: 0, or -1 and errno (EAGAIN; EBADF when
+ * sk was closed meanwhile: then sk is freed and must not be touched).
+ * Inside a coroutine only that coroutine is suspended; elsewhere the
+ * thread's stacks and coroutines run until then. */
 int sock_block(struct usock *sk, uint32_t events, uint64_t deadline);
 void bound_list_add(struct usock *sk);
 void bound_list_del(struct usock *sk);
 
 /* ---- socket.c ---- */
+/* Readiness of sk may have changed: tell its epoll registrations and wake
+ * the coroutines blocked on it (nothing to do when nobody waits). */
+void usock_wake(struct usock *sk);
 /* Current readiness as epoll bits (the ->poll of Linux). */
 uint32_t usock_events(struct usock *sk);
 void usock_close(struct usock *sk);
@@ -122,5 +144,9 @@ void epoll_sock_wake(struct usock *sk);
 /* sk is closing: drop its registrations. */
 void epoll_sock_forget(struct usock *sk);
 void epoll_close(struct sobj *o);
+
+/* ---- coro.c ---- */
+/* ust_coro_run_ready that also tells whether any coroutine ran (*ran). */
+uint64_t coro_run_ready_ran(struct ust_stack *s, uint64_t now, int *ran);
 
 #endif

@@ -78,19 +78,28 @@ int usock_nonblock(const struct usock *sk, int msg_flags)
     return (sk->flags & SKF_NONBLOCK) || (msg_flags & MSG_DONTWAIT);
 }
 
+void usock_wake(struct usock *sk)
+{
+    epoll_sock_wake(sk);
+    /* Every waiter re-checks its own condition (readers, writers and
+     * connect share the queue); it is rare for more than one to wait. */
+    if (sk->o.waiters.first)
+        ust_coro_wake_all(&sk->o.waiters);
+}
+
 static void usock_tcp_cb(struct ust_tcp *c, unsigned events, void *arg)
 {
     struct usock *sk = arg;
     (void)c;
     if (events & (UST_TCP_ERROR | UST_TCP_CLOSED))
         usock_sync_error(sk);
-    epoll_sock_wake(sk);
+    usock_wake(sk);
 }
 
 static void usock_udp_cb(struct ust_udp *u, void *arg)
 {
     (void)u;
-    epoll_sock_wake(arg);
+    usock_wake(arg);
 }
 
 void usock_apply_opts(struct usock *sk)
@@ -449,7 +458,8 @@ static int tcp_connect_again(struct usock *sk)
         if (!deadline)
             deadline = sock_deadline_after(sk->sndtimeo_ns);
         if (sock_block(sk, EPOLLOUT, deadline) < 0) {
-            errno = EINPROGRESS;
+            if (errno != EBADF)   /* SO_SNDTIMEO: Linux leaves it connecting */
+                errno = EINPROGRESS;
             return -1;
         }
     }
@@ -543,6 +553,6 @@ int ust_shutdown(int fd, int how)
         sk->flags |= SKF_SHUT_RD;
     if (how != SHUT_RD)
         sk->flags |= SKF_SHUT_WR;
-    epoll_sock_wake(sk);
+    usock_wake(sk);
     return 0;
 }

@@ -130,53 +130,45 @@ static int tcp_send_error(struct usock *sk)
 #define TCP_GATHER_MAX 16384
 static __thread uint8_t tcp_gather[TCP_GATHER_MAX];
 
-static ssize_t tcp_send_iov(struct usock *sk, const struct iovec *iov, int iovcnt, int flags);
+/* One ust_tcp_send, or EAGAIN while the handshake is still running. */
+static ssize_t tcp_send_some(struct usock *sk, const void *buf, size_t len)
+{
+    unsigned p = tcp_sock_poll(sk->tcp);
+    if ((p & TSP_CONNECTING) && !(p & TSP_CLOSED)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return ust_tcp_send(sk->tcp, buf, len);
+}
 
 /* Small vectors go down as one piece, so Nagle sees one write as Linux
- * does rather than holding back all but the first iovec. */
-static ssize_t tcp_send_gathered(struct usock *sk, const struct iovec *iov, int iovcnt, size_t total, int flags)
+ * does rather than holding back all but the first iovec. Only one attempt:
+ * tcp_gather is shared by the thread's coroutines, so it must not be held
+ * across a wait. Bytes taken (0 if none), or -1 with errno. */
+static ssize_t tcp_send_gathered(struct usock *sk, const struct iovec *iov, int iovcnt, size_t total)
 {
     size_t off = 0;
     for (int i = 0; i < iovcnt; i++) {
         memcpy(tcp_gather + off, iov[i].iov_base, iov[i].iov_len);
         off += iov[i].iov_len;
     }
-    struct iovec one = {.iov_base = tcp_gather, .iov_len = total};
-    return tcp_send_iov(sk, &one, 1, flags);
+    ssize_t n = tcp_send_some(sk, tcp_gather, total);
+    return n < 0 && errno == EAGAIN ? 0 : n;
 }
 
-static ssize_t tcp_send_iov(struct usock *sk, const struct iovec *iov, int iovcnt, int flags)
+/* Send iov from byte done on, waiting for room unless non-blocking. */
+static ssize_t tcp_send_rest(struct usock *sk, const struct iovec *iov, int iovcnt, int flags, size_t done)
 {
-    if (!sk->tcp || (tcp_sock_poll(sk->tcp) & TSP_LISTEN) || (sk->flags & SKF_SHUT_WR)) {
-        errno = EPIPE;   /* Linux: sending on an unconnected stream socket */
-        return -1;
-    }
-    if (flags & MSG_OOB) {
-        errno = EOPNOTSUPP;
-        return -1;
-    }
-    ssize_t total = iov_total(iov, iovcnt);
-    if (total < 0)
-        return -1;
-    if (iovcnt > 1 && total <= TCP_GATHER_MAX)
-        return tcp_send_gathered(sk, iov, iovcnt, (size_t)total, flags);
     uint64_t deadline = 0;
-    size_t done = 0, off = 0;
+    size_t off = done;
     int i = 0;
     while (i < iovcnt) {
-        if (off == iov[i].iov_len) {
+        if (off >= iov[i].iov_len) {
+            off -= iov[i].iov_len;
             i++;
-            off = 0;
             continue;
         }
-        unsigned p = tcp_sock_poll(sk->tcp);
-        ssize_t n;
-        if ((p & TSP_CONNECTING) && !(p & TSP_CLOSED)) {
-            errno = EAGAIN;
-            n = -1;
-        } else {
-            n = ust_tcp_send(sk->tcp, (const uint8_t *)iov[i].iov_base + off, iov[i].iov_len - off);
-        }
+        ssize_t n = tcp_send_some(sk, (const uint8_t *)iov[i].iov_base + off, iov[i].iov_len - off);
         if (n > 0) {
             done += (size_t)n;
             off += (size_t)n;
@@ -192,13 +184,43 @@ static ssize_t tcp_send_iov(struct usock *sk, const struct iovec *iov, int iovcn
             break;
         if (!deadline)
             deadline = sock_deadline_after(sk->sndtimeo_ns);
-        if (sock_block(sk, EPOLLOUT, deadline) < 0)
+        if (sock_block(sk, EPOLLOUT, deadline) < 0) {
+            if (errno == EBADF)   /* closed while we waited: sk is gone */
+                return done ? (ssize_t)done : -1;
             break;
+        }
     }
     if (done || i == iovcnt)
         return (ssize_t)done;
     errno = EAGAIN;
     return -1;
+}
+
+static ssize_t tcp_send_iov(struct usock *sk, const struct iovec *iov, int iovcnt, int flags)
+{
+    if (!sk->tcp || (tcp_sock_poll(sk->tcp) & TSP_LISTEN) || (sk->flags & SKF_SHUT_WR)) {
+        errno = EPIPE;   /* Linux: sending on an unconnected stream socket */
+        return -1;
+    }
+    if (flags & MSG_OOB) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    ssize_t total = iov_total(iov, iovcnt);
+    if (total < 0)
+        return -1;
+    size_t done = 0;
+    if (iovcnt > 1 && total <= TCP_GATHER_MAX) {
+        ssize_t n = tcp_send_gathered(sk, iov, iovcnt, (size_t)total);
+        if (n < 0) {
+            errno = tcp_send_error(sk);
+            return -1;
+        }
+        done = (size_t)n;
+        if (done == (size_t)total)
+            return total;
+    }
+    return tcp_send_rest(sk, iov, iovcnt, flags, done);
 }
 
 /* ---- UDP ---- */

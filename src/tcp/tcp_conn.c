@@ -188,10 +188,10 @@ void tcp_enter_time_wait(struct tcb *t)
     struct ust_stack *s = t->stack;
     uint16_t wnd = tcp_window_to_advertise(t);
     uint32_t snd_nxt = t->snd_nxt;
-    if (s->tcp.tw.used == s->tcp.tw.max)
-        CTR_INC(&s->ctr, tcp_tw_recycled);
+    uint64_t recycled = s->tcp.tw.recycled;
     tw_insert(&s->tcp.tw, &t->tuple, snd_nxt, t->rcv_nxt, (t->flags & TF_TS_OK) != 0, t->ts_recent,
               t->ts_offset, wnd, s->now);
+    CTR_ADD(&s->ctr, tcp_tw_recycled, s->tcp.tw.recycled - recycled);
     tcp_tw_timer_update(s);
     tcb_hash_remove(s, t);
     t->state = TCP_TIME_WAIT;

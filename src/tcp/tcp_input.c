@@ -44,7 +44,9 @@ static void tcp_tw_input(struct ust_stack *s, struct tcp_tw *tw, struct seg_in *
 {
     switch (tw_classify(tw, &in->h, in->seg_len)) {
     case TW_ACK:
-        if (in->h.flags & TCP_FIN)
+        /* Only the peer's own FIN, resent, restarts the 2 MSL wait: a blind
+         * FIN must not keep the record alive. */
+        if (tw_is_fin_retransmit(tw, &in->h, in->seg_len))
             tw_restart(&s->tcp.tw, tw, s->now);
         tcp_send_ack_raw(s, &tw->tuple, tw->snd_nxt, tw->rcv_nxt, tw->rcv_wnd, tw->has_ts,
                          (uint32_t)(s->now / 1000000ULL) + tw->ts_offset, tw->ts_recent);

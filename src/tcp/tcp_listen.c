@@ -54,7 +54,9 @@ static void tcp_send_cookie_synack(struct ust_stack *s, struct tcb *l, const str
     tmp.snd_nxt = tmp.iss;
     if (tmp.flags & TF_TS_OK) {
         /* The options we would forget ride in our timestamp (tcp_isn.h). */
-        struct syncookie_opts o = {.mss = mss, .wscale = in->h.opt.has_ws ? in->h.opt.wscale : 15,
+        /* RFC 7323 2.3: a shift above 14 is used as 14; 15 means "none" here. */
+        uint8_t ws = in->h.opt.wscale > 14 ? 14 : in->h.opt.wscale;
+        struct syncookie_opts o = {.mss = mss, .wscale = in->h.opt.has_ws ? ws : 15,
                                    .sack_ok = in->h.opt.sack_ok, .has_ts = 1};
         uint32_t clock = tcp_ts_now(&tmp);
         tmp.ts_offset += syncookie_ts_encode(clock, &o) - clock;
@@ -82,9 +84,10 @@ static void tcp_cookie_ack(struct ust_stack *s, struct tcb *l, struct seg_in *in
     if (!t)
         return;
     struct tcp_opts o = {.has_mss = 1, .mss = mss};
-    if (in->h.opt.has_ts) {
-        struct syncookie_opts so;
+    struct syncookie_opts so = {0};
+    if (in->h.opt.has_ts)
         syncookie_ts_decode(in->h.opt.ts_ecr, &so);
+    if (so.has_ts) {
         o.has_ts = 1;
         o.ts_val = in->h.opt.ts_val;
         o.sack_ok = so.sack_ok;
