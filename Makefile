@@ -97,6 +97,18 @@ $(B)/fuzz/%: tests/fuzz/%.c $(TLIB_SRC) $(FUZZ_OBJ) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(BASE) -O1 -Itests/lib -fsanitize=fuzzer,address,undefined $< $(TLIB_SRC) -o $@ $(FUZZ_OBJ) $(LDLIBS)
 
+# The packetdrill adapter (docs/PACKETDRILL.md): tools/packetdrill/*.c linked
+# with the library's (-fPIC) objects into one shared object that exports only
+# packetdrill_interface_init.
+PD_SRC    := $(sort $(wildcard tools/packetdrill/*.c))
+PD_OBJ    := $(PD_SRC:%.c=$(B)/obj/%.o)
+PD_SO     := $(B)/lib/libustack-packetdrill.so
+all: $(PD_SO)
+$(PD_OBJ): $(wildcard tools/packetdrill/*.h)
+$(PD_SO): $(PD_OBJ) $(LIB_OBJ) tools/packetdrill/exports.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,--version-script=tools/packetdrill/exports.map -o $@ $(PD_OBJ) $(LIB_OBJ) $(LDLIBS)
+
 deps:
 	@scripts/deps.sh
 

@@ -1,6 +1,7 @@
 /* Device registry: "KIND:ARGS" -> the backend's ops table, plus the argument
  * splitter every backend uses for its "key=value,key=value" options. */
 #include "dev/dev.h"
+#include "dev/pdlink.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,7 @@ static const struct dev_ops *const dev_kinds[] = {
     &dev_afpacket_ops,
     &dev_fault_ops,
     &dev_memlink_ops,
+    &dev_pdlink_ops,
 };
 
 #define DEV_KIND_COUNT (sizeof(dev_kinds) / sizeof(dev_kinds[0]))
