@@ -7,16 +7,20 @@
 # resolves it by ARP, pings it (56, 1400 and 3000 bytes: the last is
 # fragmented both ways), exchanges UDP datagrams with it and gets ICMP port
 # unreachable from a closed port. Then ust-udpecho is stopped with SIGTERM and
-# prints its counters, and everything is removed.
+# prints its counters. Then ust-httpd (HTTP/1.1 on the socket and epoll API)
+# takes its place and answers curl and a 3-second wrk run from the kernel
+# side (each skipped with a note when not installed: scripts/deps.sh installs
+# them), and everything is removed.
 #
 # Without root (or where `ip netns` does not work): two ustack processes talk
 # over memif shared memory instead, ust-udpecho as the memif server and
-# ust-udpping as the client, with a socket in a private temporary directory.
+# ust-udpping as the client, then ust-httpd as the server and ust-get as the
+# client, with sockets in a private temporary directory.
 #
 # Environment:
 #   UST_BUILD=DIR      where the programs are (DIR/bin; default: build)
 #   DEMO_FORCE_MEMIF=1 take the memif path even as root
-# Ends by itself (well within 30 s); exit 0 when every step worked, non-zero
+# Ends by itself (within about 15 s); exit 0 when every step worked, non-zero
 # otherwise. Everything it made is removed on exit, failure or Ctrl-C.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,7 +36,7 @@ fail() { echo "demo: FAILED: $*" >&2; exit 1; }
 
 need_programs() {
     local p
-    for p in ust-udpecho ust-udpping; do
+    for p in ust-udpecho ust-udpping ust-httpd ust-get; do
         [ -x "$BIN/$p" ] || fail "$BIN/$p not built (run 'make' first, or set UST_BUILD)"
     done
 }
@@ -101,6 +105,57 @@ demo_show_counters() {   # LOG
         "$1" | awk '$2 != 0' | sed 's/^/   /'
 }
 
+HTTPD_PID=""
+
+httpd_stop_show() {   # LOG: SIGTERM, then its counters
+    kill -TERM "$HTTPD_PID" 2>/dev/null
+    timeout 10 tail --pid="$HTTPD_PID" -f /dev/null || fail "ust-httpd did not exit"
+    local rc=0
+    wait "$HTTPD_PID" || rc=$?
+    HTTPD_PID=""
+    [ $rc -eq 0 ] || { cat "$1"; fail "ust-httpd exited with $rc"; }
+    grep -E '^(httpd_accepted|httpd_requests|httpd_resp_2xx|httpd_resp_4xx|httpd_body_bytes|tcp_passive_opens) ' \
+        "$1" | sed 's/^/   /'
+}
+
+demo_http_kernel() {   # LOG
+    say "7. ust-httpd: HTTP/1.1 (socket + epoll API) in place of ust-udpecho"
+    note "\$ ust-httpd --dev afpacket:$NETNS_IF_B --ip $UST_IP/24 --size 2000 --stats"
+    ip netns exec "$NETNS_B" "$BIN/ust-httpd" --dev "afpacket:$NETNS_IF_B" --ip "$UST_IP/24" --size 2000 \
+        --stats >"$1" 2>&1 &
+    HTTPD_PID=$!
+    netns_track_pid "$HTTPD_PID"
+    local _
+    for _ in $(seq 50); do grep -q serving "$1" && break; sleep 0.1; done
+    grep -q serving "$1" || { cat "$1"; fail "ust-httpd did not start"; }
+    if command -v curl >/dev/null; then
+        local fmt='HTTP %{http_code}, %{size_download} bytes, %{time_total} s, connections opened: %{num_connects}\n'
+        note "\$ curl -s -o /dev/null -w '...' http://$UST_IP/   (kernel side)"
+        ip netns exec "$NETNS_A" timeout 10 curl --noproxy '*' -s -o /dev/null -w "$fmt" "http://$UST_IP/" |
+            sed 's/^/   /'
+        [ "${PIPESTATUS[0]}" -eq 0 ] || fail "curl"
+        note "three URLs on one keep-alive connection:"
+        ip netns exec "$NETNS_A" timeout 10 curl --noproxy '*' -s -w "$fmt" -o /dev/null "http://$UST_IP/a" \
+            -o /dev/null "http://$UST_IP/b" -o /dev/null "http://$UST_IP/c" | sed 's/^/   /'
+        [ "${PIPESTATUS[0]}" -eq 0 ] || fail "curl keep-alive"
+    else
+        note "(curl not installed: skipped; scripts/deps.sh installs it)"
+    fi
+    if command -v wrk >/dev/null; then
+        note "\$ wrk -t1 -c20 -d3s http://$UST_IP/   (kernel side, 20 keep-alive connections)"
+        local out
+        out=$(ip netns exec "$NETNS_A" timeout 15 wrk -t1 -c20 -d3s "http://$UST_IP/" 2>&1) || fail "wrk"
+        echo "$out" | sed 's/^/   /'
+        echo "$out" | grep -q 'Socket errors\|Non-2xx' && fail "wrk reported errors"
+    else
+        note "(wrk not installed: skipped; scripts/deps.sh installs it)"
+    fi
+    say "8. Stop ust-httpd with SIGTERM; its counters"
+    local pid=$HTTPD_PID
+    httpd_stop_show "$1"
+    netns_untrack_pid "$pid"
+}
+
 demo_netns() {
     . "$ROOT/tests/lib/netns.sh"
     netns_setup_pair ustdemo || fail "cannot set up namespaces"
@@ -126,10 +181,12 @@ demo_netns() {
     ust_stop "$log" || { cat "$log"; fail "ust-udpecho did not stop cleanly"; }
     demo_show_counters "$log"
 
-    say "7. Clean up: namespaces and veth removed"
+    demo_http_kernel "$NETNS_TMP/httpd.log"
+
+    say "9. Clean up: namespaces and veth removed"
     netns_cleanup
     echo
-    echo "demo: OK (ustack answered ARP, ping incl. fragments, UDP echo and port unreachable)"
+    echo "demo: OK (ustack answered ARP, ping incl. fragments, UDP echo, port unreachable and HTTP)"
 }
 
 # ---- no root: two ustack processes over memif ---------------------------------
@@ -137,14 +194,16 @@ demo_netns() {
 MEMIF_TMP=""
 MEMIF_ECHO_PID=""
 
+memif_stop_pid() {   # PID: SIGTERM, up to 3 s, then SIGKILL
+    kill -TERM "$1" 2>/dev/null
+    timeout 3 tail --pid="$1" -f /dev/null 2>/dev/null || kill -KILL "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+
 memif_cleanup() {
     local rc=$?
-    if [ -n "$MEMIF_ECHO_PID" ]; then
-        kill -TERM "$MEMIF_ECHO_PID" 2>/dev/null
-        timeout 3 tail --pid="$MEMIF_ECHO_PID" -f /dev/null 2>/dev/null ||
-            kill -KILL "$MEMIF_ECHO_PID" 2>/dev/null
-        wait "$MEMIF_ECHO_PID" 2>/dev/null
-    fi
+    [ -n "$MEMIF_ECHO_PID" ] && memif_stop_pid "$MEMIF_ECHO_PID"
+    [ -n "$HTTPD_PID" ] && memif_stop_pid "$HTTPD_PID"
     [ -n "$MEMIF_TMP" ] && rm -rf "$MEMIF_TMP"
     [ $rc -eq 0 ] || echo "demo: cleaned up after failure (exit $rc)" >&2
 }
@@ -156,6 +215,25 @@ memif_ping() {   # SIZE COUNT
     rc=$?
     echo "$out" | sed 's/^/   /'
     [ $rc -eq 0 ] || fail "ust-udpping --size $1"
+}
+
+demo_http_memif() {
+    local sock=$MEMIF_TMP/http.sock log=$MEMIF_TMP/httpd.log i
+    say "4. ust-httpd as the memif server, ust-get as the client: HTTP over shared memory"
+    note "\$ ust-httpd --dev memif:$sock,role=server --ip 10.98.0.1/24 --size 2000 --stats"
+    "$BIN/ust-httpd" --dev "memif:$sock,role=server" --ip 10.98.0.1/24 --size 2000 --stats >"$log" 2>&1 &
+    HTTPD_PID=$!
+    for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+    [ -S "$sock" ] || { cat "$log"; fail "ust-httpd made no memif socket"; }
+    note "\$ ust-get --dev memif:$sock --ip 10.98.0.2/24 -o FILE http://10.98.0.1/   (three times)"
+    for i in 1 2 3; do
+        timeout 20 "$BIN/ust-get" --dev "memif:$sock" --ip 10.98.0.2/24 -o "$MEMIF_TMP/get.$i" \
+            "http://10.98.0.1/demo$i" || fail "ust-get"
+        note "fetch $i: $(stat -c %s "$MEMIF_TMP/get.$i") bytes, begins '$(head -c 24 "$MEMIF_TMP/get.$i")...'"
+        [ "$(stat -c %s "$MEMIF_TMP/get.$i")" = 2000 ] || fail "ust-get: wrong size"
+    done
+    say "5. Stop ust-httpd with SIGTERM; its counters"
+    httpd_stop_show "$log"
 }
 
 demo_memif() {
@@ -199,8 +277,10 @@ demo_memif() {
     grep -E '^(dev_rx|dev_tx|arp_rx_request|arp_tx_reply|ip_frag_[a-z_]+|udp_rx|udp_tx) ' "$log" |
         awk '$2 != 0' | sed 's/^/   /'
     [ -e "$MEMIF_SOCK" ] && fail "socket file left behind"
+
+    demo_http_memif
     echo
-    echo "demo: OK (two ustack processes over memif)"
+    echo "demo: OK (two ustack processes over memif: UDP echo and HTTP)"
 }
 
 need_programs

@@ -106,15 +106,16 @@ UST_API int ust_coro_wait_on(struct ust_coro_waitq *q, uint64_t deadline_ns);
 UST_API int ust_coro_wake_one(struct ust_coro_waitq *q);
 UST_API int ust_coro_wake_all(struct ust_coro_waitq *q);
 
-/* The block hook of blocking socket calls. A call that would block does:
+/* Blocking on an object of your own (ustack's sockets already do this
+ * internally, see "Sockets" above). A call that would block does:
  *
  *     for (;;) {
- *         if (ready(sock)) break;                         // do the call
- *         int rc = ust_coro_block(s, &sock->readers, deadline);
+ *         if (ready(obj)) break;                          // do the call
+ *         int rc = ust_coro_block(s, &obj->waiters, deadline);
  *         if (rc) { errno = rc == ETIMEDOUT ? EAGAIN : rc; return -1; }
  *     }
  *
- * and the event callback calls ust_coro_wake_all(&sock->readers).
+ * and whatever makes obj ready calls ust_coro_wake_all(&obj->waiters).
  * Inside a coroutine this is ust_coro_wait_on(q, deadline). Outside one (a
  * plain blocking program) it runs the loop once instead: poll the stack at
  * ust_now_ns(), run ready coroutines, sleep on the device until the next

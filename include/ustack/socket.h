@@ -16,8 +16,9 @@
  * Threads. A stack is driven by one thread. ust_socket_attach(s) binds s
  * to the calling thread: sockets that thread creates belong to s. A thread
  * may attach several stacks (the last attached is "current" for
- * ust_socket/ust_epoll_create1); a descriptor may only be used by the thread
- * that attached its stack — from another thread it is EBADF.
+ * ust_socket/ust_epoll_create1); a descriptor used from another thread is
+ * forwarded to the owning thread and runs there (docs/WORKERS.md "Calls
+ * from another thread"); epoll calls are owner-thread-only.
  *
  * Progress. Nothing happens on the wire unless the thread runs its stacks:
  * ust_epoll_wait and every blocking call poll all stacks attached to the

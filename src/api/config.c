@@ -53,7 +53,7 @@ static const struct opt_def opt_defs[] = {
     {"tcp-sndbuf", OPT_U32, "BYTES", "default TCP send buffer (default 262144)", OFF(tcp_sndbuf), 4096, 1u << 30},
     {"tcp-rcvbuf", OPT_U32, "BYTES", "default TCP receive buffer (default 262144)", OFF(tcp_rcvbuf), 4096,
      1u << 30},
-    {"tcp-syn-backlog", OPT_U32, "N", "half-open connections per listener before SYN cookies (default 256)",
+    {"tcp-syn-backlog", OPT_U32, "N", "half-open connections per listener before SYN cookies (default 1024)",
      OFF(tcp_syn_backlog), 1, 1u << 20},
     {"tcp-ooo", OPT_U32, "N", "out-of-order TCP segments buffered per stack (default 2048)", OFF(tcp_ooo_max), 16,
      1u << 24},
@@ -81,7 +81,7 @@ void config_defaults(struct ust_config *cfg)
     cfg->tcp_conns = 1u << 20;
     cfg->tcp_sndbuf = 256 * 1024;
     cfg->tcp_rcvbuf = 256 * 1024;
-    cfg->tcp_syn_backlog = 256;
+    cfg->tcp_syn_backlog = 1024;
     cfg->tcp_ooo_max = 2048;
     cfg->tcp_tw_max = 256 * 1024;
     cfg->tcp_time_wait_s = 60;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/forward.h"
 #include "api/sock.h"
 #include "net/stack.h"
 
@@ -128,6 +129,13 @@ int ust_socket_attach(struct ust_stack *s)
         rc = -1;
     } else if (!c) {
         c = ctx_create(s);
+        if (c && fwd_inbox_open(c->id) < 0) {
+            ctx_all[c->id] = NULL;
+            free(c->slots);
+            free(c->free_slots);
+            free(c);
+            c = NULL;
+        }
         if (c) {
             tls_ctx[c->id] = c;
             tls_list[tls_nctx++] = c;
@@ -167,6 +175,8 @@ int ust_socket_detach(struct ust_stack *s)
         errno = EINVAL;
         return -1;
     }
+    /* Other threads' calls first: they must not run on a closing table. */
+    fwd_inbox_close(c->id);
     ctx_close_all(c);
     tls_list[at] = tls_list[--tls_nctx];
     tls_ctx[c->id] = NULL;
@@ -180,6 +190,10 @@ int ust_socket_detach(struct ust_stack *s)
     free(c);
     return 0;
 }
+
+int sock_ctx_attached_here(int id) { return id >= 0 && id < SOCK_CTX_MAX && tls_ctx[id] != NULL; }
+
+int sock_thread_drives(void) { return tls_nctx > 0; }
 
 struct sobj *sobj_lookup(int fd)
 {
@@ -308,6 +322,13 @@ uint64_t sock_pump(int *did_work)
         did |= ran;
         if (c < n)
             n = c;
+        /* Calls other threads forwarded here (forward.h); what they queue
+         * goes out on the next pump, which did_work asks for at once. */
+        if (i < tls_nctx && tls_list[i]->s == s) {
+            c = fwd_serve(tls_list[i]->id, &did);
+            if (c < n)
+                n = c;
+        }
         if (n < next)
             next = n;
     }
@@ -316,7 +337,8 @@ uint64_t sock_pump(int *did_work)
     return next;
 }
 
-static int idle_collect_fds(struct pollfd *fds, struct ust_stack **owner, int *busy)
+/* The devices' fds (their count in *ndev), then the forwarding bells. */
+static int idle_collect_fds(struct pollfd *fds, struct ust_stack **owner, int *busy, int *ndev)
 {
     int n = 0;
     for (int i = 0; i < tls_nctx; i++) {
@@ -328,6 +350,15 @@ static int idle_collect_fds(struct pollfd *fds, struct ust_stack **owner, int *b
         for (int j = 0; j < k; j++)
             owner[n + j] = s;
         n += k > 0 ? k : 0;
+    }
+    *ndev = n;
+    /* Bells of forwarded calls: the pump after the wake clears them. */
+    for (int i = 0; i < tls_nctx && n < IDLE_FDS - 1; i++) {
+        int bfd = fwd_bell_fd(tls_list[i]->id);
+        if (bfd >= 0) {
+            fds[n] = (struct pollfd){.fd = bfd, .events = POLLIN};
+            owner[n++] = NULL;
+        }
     }
     return n;
 }
@@ -349,8 +380,8 @@ int sock_idle(uint64_t deadline, int extra_fd)
         return idle_virtual(deadline, extra_fd);
     struct pollfd fds[IDLE_FDS];
     struct ust_stack *owner[IDLE_FDS];
-    int busy = 0;
-    int n = idle_collect_fds(fds, owner, &busy);
+    int busy = 0, ndev = 0;
+    int n = idle_collect_fds(fds, owner, &busy, &ndev);
     uint64_t now = ust_now_ns();
     if (busy || deadline <= now)
         return 0;
@@ -362,7 +393,7 @@ int sock_idle(uint64_t deadline, int extra_fd)
         nanosleep(&ts, NULL);
         return 0;
     }
-    if (n == 0 && wait > IDLE_NOFD_NS)
+    if (ndev == 0 && wait > IDLE_NOFD_NS)
         wait = IDLE_NOFD_NS;   /* a backend without fds still needs polling */
     if (extra_fd >= 0)
         fds[n++] = (struct pollfd){.fd = extra_fd, .events = POLLIN};
@@ -375,7 +406,7 @@ int sock_idle(uint64_t deadline, int extra_fd)
             continue;
         if (extra_fd >= 0 && i == n - 1)
             extra_ready = 1;
-        else
+        else if (owner[i])
             owner[i]->dev_next = 0;   /* maybe control traffic: service it */
     }
     return extra_ready;
@@ -464,4 +495,36 @@ int sock_block(struct usock *sk, uint32_t events, uint64_t deadline)
             return r == 0 && !block_recheck(fd, serial) ? -1 : r;
     }
     return block_loop(sk, events, deadline);
+}
+
+/* ---- hooks for the stack's own loop (forward.h) ---- */
+
+static struct sock_ctx *ctx_here(const struct ust_stack *s)
+{
+    for (int i = 0; i < tls_nctx; i++)
+        if (tls_list[i]->s == s)
+            return tls_list[i];
+    return NULL;
+}
+
+uint64_t sockfwd_stack_serve(struct ust_stack *s)
+{
+    struct sock_ctx *c = ctx_here(s);
+    if (!c)
+        return UINT64_MAX;
+    int did = 0;
+    uint64_t next = fwd_serve(c->id, &did);
+    if (did)
+        s->did_work = 1;
+    return next;
+}
+
+int sockfwd_poll_fds(struct ust_stack *s, struct pollfd *fds, int max)
+{
+    struct sock_ctx *c = ctx_here(s);
+    int bfd = c ? fwd_bell_fd(c->id) : -1;
+    if (bfd < 0 || max < 1)
+        return 0;
+    fds[0] = (struct pollfd){.fd = bfd, .events = POLLIN};
+    return 1;
 }

@@ -92,6 +92,10 @@ struct sock_ctx {
 
 /* ---- fdtable.c ---- */
 struct sock_ctx *sock_ctx_current(void);
+/* Whether the calling thread attached context id (its descriptors are ours). */
+int sock_ctx_attached_here(int id);
+/* Whether the calling thread drives any stack (attached a context). */
+int sock_thread_drives(void);
 /* The object behind fd for this thread; NULL and EBADF. */
 struct sobj *sobj_lookup(int fd);
 /* A socket behind fd: EBADF, or ENOTSOCK for an epoll descriptor. */
@@ -137,6 +141,14 @@ void usock_sync_error(struct usock *sk);
 int usock_take_error(struct usock *sk);
 void usock_apply_opts(struct usock *sk);
 int usock_nonblock(const struct usock *sk, int msg_flags);
+
+/* ---- sockio.c ---- */
+/* The data calls on a descriptor of this thread (what ust_recvfrom /
+ * ust_sendto / ust_readv / ust_writev do after routing). */
+ssize_t sock_recv_iov(int fd, const struct iovec *iov, int iovcnt, int flags, struct sockaddr *from,
+                      socklen_t *fromlen);
+ssize_t sock_send_iov(int fd, const struct iovec *iov, int iovcnt, int flags, const struct sockaddr *to,
+                      socklen_t tolen);
 
 /* ---- epoll.c ---- */
 /* Readiness of sk may have changed: queue its registrations. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/forward.h"
 #include "api/sock.h"
 #include "net/stack.h"
 #include "tcp/tcp_sock.h"
@@ -186,6 +187,8 @@ void usock_close(struct usock *sk)
 
 int ust_close(int fd)
 {
+    if (fwd_is_foreign(fd))
+        return (int)fwd_call(&(struct fwd_call){.op = FWD_CLOSE, .fd = fd});
     struct sobj *o = sobj_lookup(fd);
     if (!o)
         return -1;
@@ -274,6 +277,8 @@ static int tcp_bind(struct usock *sk, struct sockaddr_in *in)
 
 int ust_bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
+    if (fwd_is_foreign(fd))
+        return (int)fwd_call(&(struct fwd_call){.op = FWD_BIND, .fd = fd, .caddr = addr, .clen = len});
     struct usock *sk = usock_lookup(fd);
     struct sockaddr_in in;
     if (!sk || sin_from(addr, len, &in) < 0)
@@ -299,6 +304,8 @@ int ust_bind(int fd, const struct sockaddr *addr, socklen_t len)
 
 int ust_getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 {
+    if (fwd_is_foreign(fd))
+        return (int)fwd_call(&(struct fwd_call){.op = FWD_GETSOCKNAME, .fd = fd, .addr = addr, .alen = len});
     struct usock *sk = usock_lookup(fd);
     if (!sk)
         return -1;
@@ -316,6 +323,8 @@ int ust_getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 
 int ust_getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 {
+    if (fwd_is_foreign(fd))
+        return (int)fwd_call(&(struct fwd_call){.op = FWD_GETPEERNAME, .fd = fd, .addr = addr, .alen = len});
     struct usock *sk = usock_lookup(fd);
     if (!sk)
         return -1;
@@ -341,6 +350,8 @@ int ust_getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 
 int ust_listen(int fd, int backlog)
 {
+    if (fwd_is_foreign(fd))
+        return (int)fwd_call(&(struct fwd_call){.op = FWD_LISTEN, .fd = fd, .flags = backlog});
     struct usock *sk = usock_lookup(fd);
     if (!sk)
         return -1;
@@ -394,6 +405,8 @@ static int usock_adopt(struct usock *l, struct ust_tcp *c, int flags)
 
 int ust_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
+    if (fwd_is_foreign(fd))
+        return (int)fwd_call(&(struct fwd_call){.op = FWD_ACCEPT, .fd = fd, .addr = addr, .alen = len, .flags = flags});
     struct usock *l = usock_lookup(fd);
     if (!l)
         return -1;
@@ -518,6 +531,8 @@ static int udp_connect(struct usock *sk, const struct sockaddr *addr, socklen_t 
 
 int ust_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
+    if (fwd_is_foreign(fd))
+        return (int)fwd_call(&(struct fwd_call){.op = FWD_CONNECT, .fd = fd, .caddr = addr, .clen = len});
     struct usock *sk = usock_lookup(fd);
     if (!sk)
         return -1;
@@ -533,6 +548,8 @@ int ust_connect(int fd, const struct sockaddr *addr, socklen_t len)
 
 int ust_shutdown(int fd, int how)
 {
+    if (fwd_is_foreign(fd))
+        return (int)fwd_call(&(struct fwd_call){.op = FWD_SHUTDOWN, .fd = fd, .flags = how});
     struct usock *sk = usock_lookup(fd);
     if (!sk)
         return -1;

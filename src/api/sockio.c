@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "api/forward.h"
 #include "api/sock.h"
 #include "tcp/tcp_sock.h"
 #include "udp/udp.h"
@@ -331,7 +332,7 @@ static ssize_t udp_send_iov(struct usock *sk, const struct iovec *iov, int iovcn
 
 /* ---- the calls ---- */
 
-static ssize_t sock_recv_iov(int fd, const struct iovec *iov, int iovcnt, int flags, struct sockaddr *from,
+ssize_t sock_recv_iov(int fd, const struct iovec *iov, int iovcnt, int flags, struct sockaddr *from,
                              socklen_t *fromlen)
 {
     struct usock *sk = usock_lookup(fd);
@@ -344,7 +345,7 @@ static ssize_t sock_recv_iov(int fd, const struct iovec *iov, int iovcnt, int fl
     return tcp_recv_iov(sk, iov, iovcnt, flags);
 }
 
-static ssize_t sock_send_iov(int fd, const struct iovec *iov, int iovcnt, int flags, const struct sockaddr *to,
+ssize_t sock_send_iov(int fd, const struct iovec *iov, int iovcnt, int flags, const struct sockaddr *to,
                              socklen_t tolen)
 {
     struct usock *sk = usock_lookup(fd);
@@ -355,16 +356,35 @@ static ssize_t sock_send_iov(int fd, const struct iovec *iov, int iovcnt, int fl
     return tcp_send_iov(sk, iov, iovcnt, flags);   /* Linux ignores `to` on TCP */
 }
 
+/* A descriptor of a stack another thread drives: the call runs there. */
+static ssize_t recv_routed(int fd, const struct iovec *iov, int iovcnt, int flags, struct sockaddr *from,
+                           socklen_t *fromlen)
+{
+    if (fwd_is_foreign(fd))
+        return fwd_call(&(struct fwd_call){.op = FWD_RECV, .fd = fd, .iov = iov, .iovcnt = iovcnt,
+                                           .flags = flags, .addr = from, .alen = fromlen});
+    return sock_recv_iov(fd, iov, iovcnt, flags, from, fromlen);
+}
+
+static ssize_t send_routed(int fd, const struct iovec *iov, int iovcnt, int flags, const struct sockaddr *to,
+                           socklen_t tolen)
+{
+    if (fwd_is_foreign(fd))
+        return fwd_call(&(struct fwd_call){.op = FWD_SEND, .fd = fd, .iov = iov, .iovcnt = iovcnt,
+                                           .flags = flags, .caddr = to, .clen = tolen});
+    return sock_send_iov(fd, iov, iovcnt, flags, to, tolen);
+}
+
 ssize_t ust_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, socklen_t *fromlen)
 {
     struct iovec v = {.iov_base = buf, .iov_len = len};
-    return sock_recv_iov(fd, &v, 1, flags, from, fromlen);
+    return recv_routed(fd, &v, 1, flags, from, fromlen);
 }
 
 ssize_t ust_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to, socklen_t tolen)
 {
     struct iovec v = {.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
-    return sock_send_iov(fd, &v, 1, flags, to, tolen);
+    return send_routed(fd, &v, 1, flags, to, tolen);
 }
 
 ssize_t ust_recv(int fd, void *buf, size_t len, int flags) { return ust_recvfrom(fd, buf, len, flags, NULL, NULL); }
@@ -374,10 +394,10 @@ ssize_t ust_write(int fd, const void *buf, size_t len) { return ust_sendto(fd, b
 
 ssize_t ust_readv(int fd, const struct iovec *iov, int iovcnt)
 {
-    return sock_recv_iov(fd, iov, iovcnt, 0, NULL, NULL);
+    return recv_routed(fd, iov, iovcnt, 0, NULL, NULL);
 }
 
 ssize_t ust_writev(int fd, const struct iovec *iov, int iovcnt)
 {
-    return sock_send_iov(fd, iov, iovcnt, 0, NULL, 0);
+    return send_routed(fd, iov, iovcnt, 0, NULL, 0);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "api/forward.h"
 #include "api/sock.h"
 #include "tcp/tcp_sock.h"
 #include "udp/udp.h"
@@ -192,6 +193,8 @@ static int ipproto_tcp_set(struct usock *sk, int name, const void *val, socklen_
 
 int ust_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
+    if (fwd_is_foreign(fd))
+        return (int)fwd_call(&(struct fwd_call){.op = FWD_SETSOCKOPT, .fd = fd, .level = level, .name = name, .cval = val, .vlen = len});
     struct usock *sk = usock_lookup(fd);
     if (!sk)
         return -1;
@@ -312,6 +315,8 @@ static int ipproto_tcp_get(struct usock *sk, int name, void *val, socklen_t *len
 
 int ust_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
+    if (fwd_is_foreign(fd))
+        return (int)fwd_call(&(struct fwd_call){.op = FWD_GETSOCKOPT, .fd = fd, .level = level, .name = name, .val = val, .vlenp = len});
     struct usock *sk = usock_lookup(fd);
     if (!sk)
         return -1;
@@ -343,13 +348,15 @@ static void nonblock_set(struct sobj *o, int on)
 
 int ust_fcntl(int fd, int cmd, ...)
 {
-    struct sobj *o = sobj_lookup(fd);
-    if (!o)
-        return -1;
     va_list ap;
     va_start(ap, cmd);
     long arg = (cmd == F_SETFL || cmd == F_SETFD) ? va_arg(ap, long) : 0;
     va_end(ap);
+    if (fwd_is_foreign(fd))
+        return (int)fwd_call(&(struct fwd_call){.op = FWD_FCNTL, .fd = fd, .flags = cmd, .arg = arg});
+    struct sobj *o = sobj_lookup(fd);
+    if (!o)
+        return -1;
     switch (cmd) {
     case F_GETFL: return fl_get(o);
     case F_SETFL: nonblock_set(o, (arg & O_NONBLOCK) != 0); return 0;
@@ -372,6 +379,8 @@ static int sock_readable_bytes(struct usock *sk)
 
 int ust_ioctl(int fd, unsigned long req, void *arg)
 {
+    if (fwd_is_foreign(fd))
+        return (int)fwd_call(&(struct fwd_call){.op = FWD_IOCTL, .fd = fd, .req = req, .val = arg});
     struct sobj *o = sobj_lookup(fd);
     if (!o)
         return -1;

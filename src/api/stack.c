@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/forward.h"
 #include "api/statexport.h"
 #include "api/workers.h"
 #include "ustack/coro.h"
@@ -208,12 +209,14 @@ uint64_t ust_stack_poll(struct ust_stack *s, uint64_t now_ns)
         workers_poll(s);
     uint64_t next = wheel_run(&s->wheel, now_ns);
     tcp_deliver_events(s);
+    /* Calls other threads forwarded to this stack (src/api/forward.h). */
+    uint64_t fwd = sockfwd_stack_serve(s);
     stack_flush(s);
     statexport_publish(s, now_ns);
     next = wheel_next_deadline(&s->wheel) < next ? wheel_next_deadline(&s->wheel) : next;
     if (s->dev.ops->service && s->dev_next < next)
         next = s->dev_next;
-    return next;
+    return fwd < next ? fwd : next;
 }
 
 void ust_stack_wait(struct ust_stack *s, uint64_t deadline_ns)
@@ -224,6 +227,7 @@ void ust_stack_wait(struct ust_stack *s, uint64_t deadline_ns)
     int n = s->dev.ops->poll_fds ? s->dev.ops->poll_fds(&s->dev, fds, 8) : 0;
     if (s->wk)
         n += workers_poll_fds(s, fds + n, 8 - n);
+    n += sockfwd_poll_fds(s, fds + n, 8 - n);
     uint64_t now = ust_now_ns();
     if (deadline_ns <= now)
         return;

@@ -46,8 +46,10 @@ struct wk_group {
     uint32_t n;
     struct ust_config cfg;
     ust_worker_setup_fn setup;
+    ust_worker_loop_fn loop;      /* NULL: the built-in poll loop                 */
     ust_worker_fini_fn fini;
     void *arg;
+    volatile sig_atomic_t *user_stop;
     _Atomic int stop;
     _Atomic int failed;
     pthread_mutex_t turn_lock;    /* start-up only: stacks are made in order    */
@@ -309,6 +311,10 @@ static void wk_create_in_turn(struct wk_node *me)
 static void wk_loop(struct wk_node *me)
 {
     struct ust_stack *s = me->s;
+    if (me->g->loop) {
+        me->g->loop(s, (int)me->index, me->g->arg, me->g->user_stop);
+        return;
+    }
     while (!atomic_load_explicit(&me->g->stop, memory_order_relaxed)) {
         uint64_t next = ust_stack_poll(s, ust_now_ns());
         ust_stack_wait(s, next);
@@ -426,6 +432,12 @@ static void wk_wait_stop(struct wk_group *g, volatile sig_atomic_t *stop)
 int ust_workers_run(const struct ust_config *cfg, ust_worker_setup_fn setup, ust_worker_fini_fn fini, void *arg,
                     volatile sig_atomic_t *stop)
 {
+    return ust_workers_run_loop(cfg, setup, NULL, fini, arg, stop);
+}
+
+int ust_workers_run_loop(const struct ust_config *cfg, ust_worker_setup_fn setup, ust_worker_loop_fn loop,
+                         ust_worker_fini_fn fini, void *arg, volatile sig_atomic_t *stop)
+{
     if (cfg->workers < 1 || cfg->workers > WK_MAX) {
         fprintf(stderr, "ustack: --workers must be 1..%d\n", WK_MAX);
         return -1;
@@ -434,8 +446,10 @@ int ust_workers_run(const struct ust_config *cfg, ust_worker_setup_fn setup, ust
     if (!g)
         return -1;
     g->setup = setup;
+    g->loop = loop;
     g->fini = fini;
     g->arg = arg;
+    g->user_stop = stop;
     uint32_t started = 0;
     for (; started < g->n; started++)
         if (pthread_create(&g->nodes[started].thread, NULL, wk_main, &g->nodes[started]) != 0)
