@@ -292,27 +292,294 @@ TEST(client_reconnects_after_close_and_server_restart)
     CHECK_EQ(side_close(&srv), POOL_COUNT);
 }
 
-TEST(queue_selects_its_own_ring_pair)
+/* ---- several queues ------------------------------------------------------ */
+
+/* A frame on queue q: byte 0 says which queue it was sent on, so a frame
+ * that came out of the wrong ring is caught. */
+static int send_tagged(struct side *s, uint8_t tag, uint32_t first, uint32_t n)
 {
-    struct side srv, cli, q0;
+    struct pkt *pkts[64];
+    for (uint32_t i = 0; i < n && i < 64; i++) {
+        pkts[i] = pkt_alloc(&s->pool);
+        if (!pkts[i])
+            return -1;
+        uint16_t len = frame_len(first + i);
+        uint8_t *p = pkt_put(pkts[i], len);
+        for (uint32_t k = 0; k < len; k++)
+            p[k] = frame_byte(first + i, k);
+        p[0] = tag;
+    }
+    return s->d.ops->tx_burst(&s->d, pkts, (uint16_t)n, now_ns());
+}
+
+/* Exactly n frames, in order, each tagged `tag`. */
+static int recv_tagged(struct side *s, uint8_t tag, uint32_t first, uint32_t n)
+{
+    uint32_t got = 0;
+    uint64_t end = now_ns() + 1000000000ull;
+    while (got < n && now_ns() < end) {
+        struct pkt *pkts[64];
+        uint16_t k = s->d.ops->rx_burst(&s->d, pkts, 64, now_ns());
+        for (uint16_t j = 0; j < k; j++) {
+            uint32_t idx = first + got;
+            int ok = got < n && pkts[j]->len == frame_len(idx) && pkt_data(pkts[j])[0] == tag;
+            for (uint32_t b = 1; ok && b < pkts[j]->len; b++)
+                ok = pkt_data(pkts[j])[b] == frame_byte(idx, b);
+            pkt_free(pkts[j]);
+            if (!ok)
+                return -1;
+            got++;
+        }
+    }
+    return (int)got;
+}
+
+static void service_all(struct side *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        service(&s[i]);
+}
+
+static int all_up(struct side *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!link_up(&s[i]))
+            return 0;
+    return 1;
+}
+
+static int all_down(struct side *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (link_up(&s[i]))
+            return 0;
+    return 1;
+}
+
+/* Service both groups until every device is up (want_up) or down. */
+static int pump_groups(struct side *a, int na, struct side *b, int nb, int want_up, int timeout_ms)
+{
+    uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000ull;
+    while (now_ns() < end) {
+        service_all(a, na);
+        service_all(b, nb);
+        if (want_up ? all_up(a, na) && all_up(b, nb) : all_down(a, na) && all_down(b, nb))
+            return 1;
+        usleep(1000);
+    }
+    return 0;
+}
+
+/* n devices of one connection, queue=0..n-1, as ust_workers_run opens them. */
+static int open_group(struct side *s, int n, const char *path, const char *role, uint32_t count)
+{
+    char spec[256];
+    for (int i = 0; i < n; i++) {
+        snprintf(spec, sizeof(spec), "memif:%s%s,queue=%d,queues=%d", path, role, i, n);
+        if (side_open(&s[i], spec, count, POOL_ROOM))
+            return -1;
+    }
+    return 0;
+}
+
+static int close_group(struct side *s, int n, uint32_t count)
+{
+    int ok = 1;
+    for (int i = n - 1; i >= 0; i--)    /* not the owner first: any order works */
+        ok &= side_close(&s[i]) == count;
+    return ok;
+}
+
+/* Both ring pairs carry frames both ways, each on its own pair and in order,
+ * and a device of one queue never sees the other queue's frames. */
+static int exchange_on_queues(struct side *srv, struct side *cli, uint32_t rounds)
+{
+    for (uint32_t r = 0; r < rounds; r++) {
+        for (int q = 0; q < 2; q++) {
+            if (send_tagged(&cli[q], (uint8_t)(0xc0 + q), r * 64, 64) != 64)
+                return -1;
+            if (send_tagged(&srv[q], (uint8_t)(0x50 + q), r * 64 + 5, 64) != 64)
+                return -1;
+        }
+        for (int q = 0; q < 2; q++) {
+            if (recv_tagged(&srv[q], (uint8_t)(0xc0 + q), r * 64, 64) != 64)
+                return -1;
+            if (recv_tagged(&cli[q], (uint8_t)(0x50 + q), r * 64 + 5, 64) != 64)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+TEST(two_queue_pairs_one_connection)
+{
+    struct side srv[2], cli[2];
+    char path[108];
+    sock_path(path, sizeof(path), "mq");
+    CHECK(open_group(srv, 2, path, ",role=server", POOL_COUNT) == 0);
+    CHECK(open_group(cli, 2, path, "", POOL_COUNT) == 0);
+    CHECK(pump_groups(srv, 2, cli, 2, 1, 2000));
+    /* Control fds only on queue 0's device; every device its own RX eventfd. */
+    struct pollfd fds[8];
+    CHECK_EQ(srv[0].d.ops->poll_fds(&srv[0].d, fds, 8), 3);
+    CHECK_EQ(srv[1].d.ops->poll_fds(&srv[1].d, fds, 8), 1);
+    CHECK_EQ(cli[1].d.ops->poll_fds(&cli[1].d, fds, 8), 1);
+    CHECK(exchange_on_queues(srv, cli, 20) == 0);
+    for (int q = 0; q < 2; q++) {
+        CHECK_EQ(srv[q].ctr.dev_rx, 20 * 64);
+        CHECK_EQ(cli[q].ctr.dev_rx, 20 * 64);
+        CHECK_EQ(srv[q].ctr.dev_tx_drop + cli[q].ctr.dev_tx_drop, 0);
+    }
+    /* Nothing crossed over: every ring is empty now. */
+    struct pkt *none[4];
+    for (int q = 0; q < 2; q++) {
+        CHECK_EQ(srv[q].d.ops->rx_burst(&srv[q].d, none, 4, now_ns()), 0);
+        CHECK_EQ(cli[q].d.ops->rx_burst(&cli[q].d, none, 4, now_ns()), 0);
+    }
+    CHECK(close_group(cli, 2, POOL_COUNT));
+    CHECK(close_group(srv, 2, POOL_COUNT));
+    CHECK(access(path, F_OK) != 0);
+}
+
+TEST(connection_waits_for_every_queue)
+{
+    /* A client must announce every worker's region in its handshake, so
+     * nothing happens until all devices of the group are started. */
+    struct side srv[2], cli[2];
+    char path[108];
+    sock_path(path, sizeof(path), "mqwait");
+    CHECK(open_group(srv, 2, path, ",role=server", POOL_COUNT) == 0);
+    char spec[256];
+    snprintf(spec, sizeof(spec), "memif:%s,queue=0,queues=2", path);
+    CHECK(side_open(&cli[0], spec, POOL_COUNT, POOL_ROOM) == 0);
+    CHECK(!pump_groups(srv, 2, cli, 1, 1, 200));   /* queue 1 never opened */
+    snprintf(spec, sizeof(spec), "memif:%s,queue=1,queues=2", path);
+    CHECK(side_open(&cli[1], spec, POOL_COUNT, POOL_ROOM) == 0);
+    CHECK(pump_groups(srv, 2, cli, 2, 1, 2000));
+    CHECK(exchange_on_queues(srv, cli, 2) == 0);
+    CHECK(close_group(cli, 2, POOL_COUNT));
+    CHECK(close_group(srv, 2, POOL_COUNT));
+}
+
+TEST(two_queues_disconnect_and_reconnect)
+{
+    struct side srv[2], cli[2];
+    char path[108];
+    sock_path(path, sizeof(path), "mqre");
+    CHECK(open_group(srv, 2, path, ",role=server", POOL_COUNT) == 0);
+    CHECK(open_group(cli, 2, path, "", POOL_COUNT) == 0);
+    CHECK(pump_groups(srv, 2, cli, 2, 1, 2000));
+    CHECK(exchange_on_queues(srv, cli, 2) == 0);
+    /* Frames in flight on both queues when the client goes away. */
+    CHECK_EQ(send_tagged(&cli[1], 0xc1, 0, 8), 8);
+    CHECK_EQ(send_tagged(&srv[0], 0x50, 0, 8), 8);
+    CHECK(close_group(cli, 2, POOL_COUNT));
+    CHECK(pump_groups(srv, 2, NULL, 0, 0, 1000));
+    CHECK_EQ(send_tagged(&srv[1], 0x51, 0, 4), 0);        /* down: dropped */
+    CHECK_EQ(srv[1].ctr.dev_tx_drop, 4);
+    CHECK(open_group(cli, 2, path, "", POOL_COUNT) == 0);
+    CHECK(pump_groups(srv, 2, cli, 2, 1, 3000));
+    CHECK(exchange_on_queues(srv, cli, 4) == 0);
+    /* Now the server restarts: the client group follows it down and back. */
+    CHECK(close_group(srv, 2, POOL_COUNT));
+    CHECK(pump_groups(cli, 2, NULL, 0, 0, 1000));
+    for (int q = 0; q < 2; q++)
+        CHECK_EQ(cli[q].pool.avail, POOL_COUNT);           /* posted buffers came home */
+    CHECK(open_group(srv, 2, path, ",role=server", POOL_COUNT) == 0);
+    CHECK(pump_groups(srv, 2, cli, 2, 1, 3000));
+    CHECK(exchange_on_queues(srv, cli, 2) == 0);
+    CHECK(close_group(cli, 2, POOL_COUNT));
+    CHECK(close_group(srv, 2, POOL_COUNT));
+}
+
+TEST(one_device_serves_all_queues_of_a_worker_group)
+{
+    /* ust-tcpclient with one worker offering queues=2 to a two-worker server. */
+    struct side srv[2], cli;
     char path[108], spec[256];
-    sock_path(path, sizeof(path), "queues");
-    snprintf(spec, sizeof(spec), "memif:%s,role=server", path);
-    CHECK(side_open_queue(&srv, spec, POOL_COUNT, POOL_ROOM, 1) == 0);
+    sock_path(path, sizeof(path), "mqall");
+    CHECK(open_group(srv, 2, path, ",role=server", POOL_COUNT) == 0);
     snprintf(spec, sizeof(spec), "memif:%s,queues=2", path);
-    CHECK(side_open_queue(&cli, spec, POOL_COUNT, POOL_ROOM, 1) == 0);
-    CHECK(pump_until_up(&srv, &cli, 2000));
-    CHECK_EQ(send_frames(&cli, 0, 16), 16);
-    CHECK_EQ(recv_frames(&srv, 0, 16), 16);
-    CHECK_EQ(send_frames(&srv, 3, 16), 16);
-    CHECK_EQ(recv_frames(&cli, 3, 16), 16);
+    CHECK(side_open(&cli, spec, POOL_COUNT, POOL_ROOM) == 0);
+    CHECK(pump_groups(srv, 2, &cli, 1, 1, 2000));
+    /* Both server queues' frames reach the one client device, each queue in order. */
+    CHECK_EQ(send_tagged(&srv[0], 0x50, 0, 32), 32);
+    CHECK_EQ(send_tagged(&srv[1], 0x51, 100, 32), 32);
+    uint32_t seen[2] = { 0, 0 };
+    uint64_t end = now_ns() + 1000000000ull;
+    while (seen[0] + seen[1] < 64 && now_ns() < end) {
+        struct pkt *pk[64];
+        uint16_t k = cli.d.ops->rx_burst(&cli.d, pk, 64, now_ns());
+        for (uint16_t j = 0; j < k; j++) {
+            int q = pkt_data(pk[j])[0] == 0x51;
+            uint32_t idx = (q ? 100 : 0) + seen[q];
+            CHECK(pkt_data(pk[j])[0] == 0x50 + q);
+            CHECK_EQ(pk[j]->len, frame_len(idx));
+            seen[q]++;
+            pkt_free(pk[j]);
+        }
+    }
+    CHECK_EQ(seen[0], 32);
+    CHECK_EQ(seen[1], 32);
+    /* Non-IP frames from the client go on queue 0. */
+    CHECK_EQ(send_tagged(&cli, 0xc0, 0, 16), 16);
+    CHECK_EQ(recv_tagged(&srv[0], 0xc0, 0, 16), 16);
+    struct pkt *none[4];
+    CHECK_EQ(srv[1].d.ops->rx_burst(&srv[1].d, none, 4, now_ns()), 0);
     CHECK_EQ(side_close(&cli), POOL_COUNT);
-    /* A client offering one ring pair cannot serve queue 1. */
-    snprintf(spec, sizeof(spec), "memif:%s", path);
-    CHECK(side_open_queue(&q0, spec, POOL_COUNT, POOL_ROOM, 1) != 0);
-    dev_close(&q0.d);
-    pkt_pool_fini(&q0.pool);
-    CHECK_EQ(side_close(&srv), POOL_COUNT);
+    CHECK(close_group(srv, 2, POOL_COUNT));
+}
+
+TEST(worker_server_refuses_client_with_fewer_queues)
+{
+    struct side srv[2], cli;
+    char path[108], spec[256];
+    sock_path(path, sizeof(path), "mqfew");
+    CHECK(open_group(srv, 2, path, ",role=server", 64) == 0);
+    snprintf(spec, sizeof(spec), "memif:%s", path);         /* offers one pair */
+    CHECK(side_open(&cli, spec, 64, POOL_ROOM) == 0);
+    CHECK(!pump_groups(srv, 2, &cli, 1, 1, 300));
+    CHECK_EQ(side_close(&cli), 64);
+    CHECK(close_group(srv, 2, 64));
+    /* A single-queue server makes a queues=2 client use one pair (as DPDK). */
+    snprintf(spec, sizeof(spec), "memif:%s,role=server", path);
+    CHECK(side_open(&srv[0], spec, 64, POOL_ROOM) == 0);
+    snprintf(spec, sizeof(spec), "memif:%s,queues=2", path);
+    CHECK(side_open(&cli, spec, 64, POOL_ROOM) == 0);
+    CHECK(pump_until_up(&srv[0], &cli, 2000));
+    CHECK_EQ(send_frames(&cli, 0, 8), 8);
+    CHECK_EQ(recv_frames(&srv[0], 0, 8), 8);
+    CHECK_EQ(side_close(&cli), 64);
+    /* ... while a two-worker client refuses it. */
+    struct side wk[2];
+    CHECK(open_group(wk, 2, path, "", 64) == 0);
+    CHECK(!pump_groups(&srv[0], 1, wk, 2, 1, 300));
+    CHECK(close_group(wk, 2, 64));
+    CHECK_EQ(side_close(&srv[0]), 64);
+}
+
+TEST(queue_options_are_checked)
+{
+    struct dev d, d2;
+    struct ust_counters c;
+    char path[108], spec[256];
+    sock_path(path, sizeof(path), "mqopt");
+    snprintf(spec, sizeof(spec), "memif:%s,queue=2,queues=2", path);
+    CHECK(dev_open(&d, spec, &c) != 0);
+    snprintf(spec, sizeof(spec), "memif:%s,queue=0,queues=2", path);
+    CHECK(dev_open(&d, spec, &c) == 0);
+    CHECK(dev_open(&d2, spec, &c) != 0);                   /* queue 0 twice */
+    snprintf(spec, sizeof(spec), "memif:%s,queue=1,queues=2,rsize=8", path);
+    CHECK(dev_open(&d2, spec, &c) != 0);                   /* other options */
+    snprintf(spec, sizeof(spec), "memif:%s,queue=1,queues=2", path);
+    CHECK(dev_open(&d2, spec, &c) == 0);
+    CHECK_EQ(d2.queue, 1);
+    /* One MAC for the whole worker group, or the peer's ARP cache flips. */
+    CHECK((d.flags & DEV_F_HAS_MAC) && (d2.flags & DEV_F_HAS_MAC));
+    CHECK(memcmp(d.mac, d2.mac, 6) == 0);
+    CHECK(!(d.mac[0] & 1) && (d.mac[0] & 2));
+    dev_close(&d);
+    dev_close(&d2);
 }
 
 TEST(second_client_is_refused_while_connected)
