@@ -760,10 +760,7 @@ static uint64_t afp_service(struct dev *d, uint64_t now)
 static int afp_poll_fds(struct dev *d, struct pollfd *fds, int max)
 {
     struct afp *a = d->priv;
-    if (max < 1)
-        return 0;
-    fds[0] = (struct pollfd){.fd = a->fd, .events = POLLIN};
-    return 1;
+    return dev_poll_one_fd(fds, max, a->fd);
 }
 
 static void afp_close(struct dev *d)

@@ -111,3 +111,11 @@ int dev_args_each(const char *args, char sep,
     }
     return 0;
 }
+
+int dev_poll_one_fd(struct pollfd *fds, int max, int fd)
+{
+    if (max < 1 || fd < 0)
+        return 0;
+    fds[0] = (struct pollfd){.fd = fd, .events = POLLIN};
+    return 1;
+}

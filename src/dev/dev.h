@@ -70,6 +70,9 @@ extern const struct dev_ops dev_afpacket_ops;
 extern const struct dev_ops dev_fault_ops;
 extern const struct dev_ops dev_memlink_ops;
 
+/* poll_fds for a backend that sleeps on a single descriptor. */
+int dev_poll_one_fd(struct pollfd *fds, int max, int fd);
+
 /* Split "key=value,key=value" style argument lists. Calls fn for each item
  * (value NULL when there is no '='); stops at the first non-zero return. */
 int dev_args_each(const char *args, char sep,

@@ -211,10 +211,7 @@ static uint16_t tap_tx_burst(struct dev *d, struct pkt **pkts, uint16_t n, uint6
 static int tap_poll_fds(struct dev *d, struct pollfd *fds, int max)
 {
     struct tap *t = d->priv;
-    if (max < 1)
-        return 0;
-    fds[0] = (struct pollfd){.fd = t->fd, .events = POLLIN};
-    return 1;
+    return dev_poll_one_fd(fds, max, t->fd);
 }
 
 static void tap_close(struct dev *d)

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "net/sockaddr.h"
 #include "net/stack.h"
 #include "tcp/tcp.h"
 #include "tcp/tcp_isn.h"
@@ -12,17 +13,10 @@
 
 static int sockaddr_to_addr(const struct sockaddr *sa, socklen_t len, union ip_addr *a, uint16_t *port)
 {
-    if (!sa || len < (socklen_t)sizeof(struct sockaddr_in)) {
-        errno = EINVAL;
+    uint32_t v4;
+    if (sockaddr_in_parse(sa, len, &v4, port) < 0)
         return -1;
-    }
-    if (sa->sa_family != AF_INET) {
-        errno = EAFNOSUPPORT;
-        return -1;
-    }
-    const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-    *a = addr_from_v4(ntohl(in->sin_addr.s_addr));
-    *port = ntohs(in->sin_port);
+    *a = addr_from_v4(v4);
     return 0;
 }
 

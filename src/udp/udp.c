@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/sockaddr.h"
 #include "net/stack.h"
 #include "wire/checksum.h"
 #include "wire/udp.h"
@@ -117,22 +118,6 @@ struct ust_udp *ust_udp_open(struct ust_stack *s)
     return u;
 }
 
-static int udp_sockaddr_in(const struct sockaddr *sa, socklen_t len, uint32_t *addr, uint16_t *port)
-{
-    if (!sa || len < (socklen_t)sizeof(struct sockaddr_in)) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (sa->sa_family != AF_INET) {
-        errno = EAFNOSUPPORT;
-        return -1;
-    }
-    const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-    *addr = ntohl(in->sin_addr.s_addr);
-    *port = ntohs(in->sin_port);
-    return 0;
-}
-
 /* RFC 6056 3.3.1 (simple random search): a random start, then linear probing. */
 static uint16_t udp_pick_port(struct ust_stack *s, uint32_t addr)
 {
@@ -176,7 +161,7 @@ int ust_udp_bind(struct ust_udp *u, const struct sockaddr *addr, socklen_t len)
         errno = EINVAL;
         return -1;
     }
-    if (udp_sockaddr_in(addr, len, &a, &port) < 0)
+    if (sockaddr_in_parse(addr, len, &a, &port) < 0)
         return -1;
     return udp_insert(u, a, port);
 }
@@ -197,7 +182,7 @@ ssize_t ust_udp_sendto(struct ust_udp *u, const void *buf, size_t len, const str
     uint32_t dst;
     uint16_t dport;
     struct ip_route rt;
-    if (udp_sockaddr_in(to, tolen, &dst, &dport) < 0)
+    if (sockaddr_in_parse(to, tolen, &dst, &dport) < 0)
         return -1;
     if (len > UDP_MAX_PAYLOAD) {
         errno = EMSGSIZE;
