@@ -35,6 +35,18 @@ TLIB_SRC  := $(sort $(wildcard tests/lib/*.c))
 HDRS      := $(wildcard include/ustack/*.h src/*/*.h tests/lib/*.h)
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
+
+# DPDK backend (src/dev/dpdk/dpdk.c), only when libdpdk is installed; without
+# it src/dev/dpdk_absent.c answers "dpdk:" with a message. DPDK's headers are
+# system headers here (-isystem), so -Werror judges only our code. The DPDK
+# libraries are then linked into libustack and every program (--as-needed).
+DPDK_OK   := $(shell pkg-config --exists libdpdk 2>/dev/null && echo yes)
+ifeq ($(DPDK_OK),yes)
+DPDK_OBJ  := $(B)/obj/src/dev/dpdk/dpdk.o
+LIB_OBJ   := $(filter-out $(B)/obj/src/dev/dpdk_absent.o,$(LIB_OBJ)) $(DPDK_OBJ)
+$(DPDK_OBJ): ALL_CFLAGS += $(patsubst -I%,-isystem %,$(shell pkg-config --cflags libdpdk))
+LDLIBS    += $(shell pkg-config --libs libdpdk)
+endif
 SAN_OBJ   := $(LIB_SRC:%.c=$(B)/asan/obj/%.o)
 FUZZ_OBJ  := $(LIB_SRC:%.c=$(B)/fuzz/obj/%.o)
 PROGS     := $(TOOL_SRC:tools/%.c=$(B)/bin/%)
@@ -118,6 +130,11 @@ demo: deps all
 test: deps
 	@$(MAKE) --no-print-directory all asan fuzz
 	@tests/run.sh
+
+# The kernel-vs-ustack matrix (scripts/bench.sh; BENCH_SECONDS, HOLD_CONNS):
+# prints the table and rewrites BENCHMARKS.md.
+bench: programs
+	@B=$(B) scripts/bench.sh
 
 install: lib programs
 	install -d $(DESTDIR)$(PREFIX)/include/ustack $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin
