@@ -207,7 +207,11 @@ void tcb_hash_insert(struct ust_stack *s, struct tcb *t);
 void tcb_hash_remove(struct ust_stack *s, struct tcb *t);
 int tcb_listener_insert(struct ust_stack *s, struct tcb *t);
 void tcb_listener_remove(struct ust_stack *s, struct tcb *t);
-int tcp_pick_port(struct ust_stack *s, struct tcp_tuple *t);
+/* Choose t->lport for a connect (RFC 6056). *iss_floor is set to the lowest
+ * safe ISS when a TIME-WAIT tuple was taken over, else 0. */
+int tcp_pick_port(struct ust_stack *s, struct tcp_tuple *t, uint32_t *iss_floor);
+/* Whether a connect may use the tuple t; may retire a TIME-WAIT record. */
+int tcp_tuple_free(struct ust_stack *s, const struct tcp_tuple *t, uint32_t *iss_floor);
 int tcp_port_in_use(struct ust_stack *s, const union ip_addr *laddr, uint16_t lport);
 
 /* tcp_output.c */

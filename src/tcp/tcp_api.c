@@ -107,7 +107,9 @@ struct ust_tcp *ust_tcp_connect(struct ust_stack *s, const struct sockaddr *dst,
     }
     if (addr_is_any(&tuple.laddr))
         tuple.laddr = addr_from_v4(rt.src);
-    int rc = tuple.lport ? (tcb_lookup(s, &tuple) ? -EADDRINUSE : 0) : tcp_pick_port(s, &tuple);
+    uint32_t iss_floor = 0;
+    int rc = tuple.lport ? (tcp_tuple_free(s, &tuple, &iss_floor) ? 0 : -EADDRINUSE)
+                         : tcp_pick_port(s, &tuple, &iss_floor);
     if (rc < 0) {
         errno = -rc;
         return NULL;
@@ -125,6 +127,8 @@ struct ust_tcp *ust_tcp_connect(struct ust_stack *s, const struct sockaddr *dst,
     t->cb_arg = arg;
     t->rcv_wscale = TCP_RCV_WSCALE;
     t->iss = tcp_isn(&s->key, &tuple, s->now);
+    if (iss_floor && seq_lt(t->iss, iss_floor))
+        t->iss = iss_floor;
     t->snd_una = t->snd_nxt = t->iss;
     t->recover = t->iss;
     tcp_update_mss(t, s->ip.mtu);

@@ -149,7 +149,38 @@ int tcp_port_in_use(struct ust_stack *s, const union ip_addr *laddr, uint16_t lp
  * ports are hard to guess yet connections to one server spread out. A port
  * is free for this destination when no connection or TIME-WAIT record holds
  * the exact 4-tuple and no listener owns it. */
-int tcp_pick_port(struct ust_stack *s, struct tcp_tuple *t)
+/* TIME-WAIT held by our side of a tuple may be taken over by a new connect
+ * when both incarnations use timestamps and the record is at least a second
+ * old: PAWS then rejects old duplicates, as RFC 6191 argues for the
+ * passive side (Linux's tcp_tw_reuse). The new ISS starts a window above
+ * the old sequence space so the two cannot overlap. */
+#define TW_REUSE_AGE_NS 1000000000ULL
+
+static int tcp_tw_reusable(struct ust_stack *s, const struct tcp_tw *tw, uint32_t *iss_floor)
+{
+    uint64_t entered = tw->expires - s->tcp.tw.duration_ns;
+    if (!tw->has_ts || s->now < entered + TW_REUSE_AGE_NS)
+        return 0;
+    *iss_floor = tw->snd_nxt + 65535 + 2;
+    return 1;
+}
+
+int tcp_tuple_free(struct ust_stack *s, const struct tcp_tuple *t, uint32_t *iss_floor)
+{
+    *iss_floor = 0;
+    if (tcb_lookup(s, t) || tcp_port_in_use(s, &t->laddr, t->lport))
+        return 0;
+    struct tcp_tw *tw = tw_lookup(&s->tcp.tw, t);
+    if (!tw)
+        return 1;
+    if (!tcp_tw_reusable(s, tw, iss_floor))
+        return 0;
+    tw_remove(&s->tcp.tw, tw);
+    CTR_INC(&s->ctr, tcp_tw_reuse);
+    return 1;
+}
+
+int tcp_pick_port(struct ust_stack *s, struct tcp_tuple *t, uint32_t *iss_floor)
 {
     uint32_t range = TCP_EPHEMERAL_HI - TCP_EPHEMERAL_LO + 1;
     uint16_t first = tcp_port_candidate(&s->key, &t->laddr, &t->raddr, t->rport, s->tcp.port_counter,
@@ -157,8 +188,7 @@ int tcp_pick_port(struct ust_stack *s, struct tcp_tuple *t)
     uint32_t offset = (uint32_t)(first - TCP_EPHEMERAL_LO);
     for (uint32_t i = 0; i < range; i++) {
         t->lport = (uint16_t)(TCP_EPHEMERAL_LO + (offset + i) % range);
-        if (!tcb_lookup(s, t) && !tw_lookup(&s->tcp.tw, t) && !tcp_port_in_use(s, &t->laddr, t->lport) &&
-            (!s->wk || workers_port_is_mine(s, t))) {
+        if ((!s->wk || workers_port_is_mine(s, t)) && tcp_tuple_free(s, t, iss_floor)) {
             s->tcp.port_counter += i + 1;
             return 0;
         }
