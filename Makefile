@@ -47,6 +47,17 @@ LIB_OBJ   := $(filter-out $(B)/obj/src/dev/dpdk_absent.o,$(LIB_OBJ)) $(DPDK_OBJ)
 $(DPDK_OBJ): ALL_CFLAGS += $(patsubst -I%,-isystem %,$(shell pkg-config --cflags libdpdk))
 LDLIBS    += $(shell pkg-config --libs libdpdk)
 endif
+
+# AF_XDP backend (src/dev/afxdp/*.c), only when libxdp and libbpf are
+# installed; without them src/dev/afxdp_absent.c answers "afxdp:" with a
+# message. The two libraries are then linked into libustack and the programs.
+XDP_OK    := $(shell pkg-config --exists libxdp libbpf 2>/dev/null && echo yes)
+ifeq ($(XDP_OK),yes)
+XDP_OBJ   := $(patsubst %.c,$(B)/obj/%.o,$(sort $(wildcard src/dev/afxdp/*.c)))
+LIB_OBJ   := $(filter-out $(B)/obj/src/dev/afxdp_absent.o,$(LIB_OBJ)) $(XDP_OBJ)
+$(XDP_OBJ): $(wildcard src/dev/afxdp/*.h)
+LDLIBS    += $(shell pkg-config --libs libxdp libbpf)
+endif
 SAN_OBJ   := $(LIB_SRC:%.c=$(B)/asan/obj/%.o)
 FUZZ_OBJ  := $(LIB_SRC:%.c=$(B)/fuzz/obj/%.o)
 PROGS     := $(TOOL_SRC:tools/%.c=$(B)/bin/%)

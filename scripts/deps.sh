@@ -4,7 +4,8 @@ set -eu
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 for p in build-essential clang libclang-rt-14-dev make pkg-config iproute2 iputils-ping ethtool \
-         socat netcat-openbsd tshark python3 dpdk dpdk-dev procps curl wrk; do
+         socat netcat-openbsd tshark python3 dpdk dpdk-dev procps curl wrk \
+         libxdp-dev libbpf-dev; do
     have "$p" || need+=("$p")
 done
 if ((${#need[@]})); then

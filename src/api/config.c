@@ -25,7 +25,10 @@ struct opt_def {
 static const struct opt_def opt_defs[] = {
     {"dev", OPT_STRING, "KIND:ARGS",
      "device: memif:SOCKET[,role=server|client][,id=N] | tap:IFNAME |\n"
-     "                           afpacket:IFNAME[,rx=v2|v3] | memlink:NAME,end=a|b |\n"
+     "                           afpacket:IFNAME[,rx=v2|v3] |\n"
+     "                           afxdp:IFNAME[,queue=N][,mode=native|generic][,zerocopy=yes|no] |\n"
+     "                           'dpdk:EAL ARGS[;port=N]' (EAL args split on spaces) |\n"
+     "                           memlink:NAME,end=a|b |\n"
      "                           fault:OPTS+INNER (loss=P,reorder=P,dup=P,corrupt=P,\n"
      "                           delay=MS,blackout=START_MS:LEN_MS,seed=N)", OFF(dev), 0, 0},
     {"ip", OPT_ADDR, "ADDR/PREFIX", "our IPv4 address (repeatable)", OFF(addrs), 0, 0},
@@ -33,7 +36,7 @@ static const struct opt_def opt_defs[] = {
     {"mac", OPT_MAC, "MAC", "our MAC (default: the interface's, else random local)", OFF(mac), 0, 0},
     {"neigh", OPT_NEIGH, "IP=MAC", "static neighbour entry (repeatable)", OFF(neigh), 0, 0},
     {"mtu", OPT_U32, "N", "link MTU (default: the device's, else 1500)", OFF(mtu), 68, 65000},
-    {"workers", OPT_U32, "N", "worker threads, one stack and device queue each (afpacket, memif)", OFF(workers), 1, 64},
+    {"workers", OPT_U32, "N", "worker threads, one stack and device queue each (afpacket, memif, afxdp, dpdk)", OFF(workers), 1, 64},
     {"pcap", OPT_STRING, "FILE", "record every frame in and out to FILE", OFF(pcap), 0, 0},
     {"stats", OPT_FLAG, NULL, "print the counters at exit", OFF(stats), 0, 0},
     {"busy-poll", OPT_FLAG, NULL, "never sleep on the device", OFF(busy_poll), 0, 0},

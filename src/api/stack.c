@@ -88,6 +88,17 @@ static int stack_open_dev(struct ust_stack *s)
     return 0;
 }
 
+/* A backend that steers in the kernel (afxdp) learns our addresses. */
+static int stack_tell_dev_addrs(struct ust_stack *s)
+{
+    uint32_t a[IP_MAX_ADDRS];
+    if (!s->dev.ops->addrs_set)
+        return 0;
+    for (int i = 0; i < s->ip.naddrs; i++)
+        a[i] = s->ip.addrs[i].addr;
+    return s->dev.ops->addrs_set(&s->dev, a, s->ip.naddrs);
+}
+
 static int stack_init_tables(struct ust_stack *s)
 {
     if (arp_init(s, s->cfg.arp_entries, s->cfg.arp_pending) < 0)
@@ -147,7 +158,8 @@ struct ust_stack *stack_create_worker(const struct ust_config *cfg, struct wk_no
         return NULL;
     }
     stack_pick_mac(s);
-    if (stack_make_pools(s) < 0 || s->dev.ops->start(&s->dev) < 0 || stack_init_tables(s) < 0) {
+    if (stack_make_pools(s) < 0 || s->dev.ops->start(&s->dev) < 0 ||
+        stack_tell_dev_addrs(s) < 0 || stack_init_tables(s) < 0) {
         ust_stack_destroy(s);
         return NULL;
     }

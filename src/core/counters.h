@@ -121,7 +121,11 @@
     X(steer_tx)            /* handed to the worker that owns the flow       */ \
     X(steer_rx)            /* taken over from another worker                */ \
     X(steer_arp_copies)    /* ARP frames copied to the other workers        */ \
-    X(steer_drop)          /* handoff dropped: ring full or no buffer       */
+    X(steer_drop)          /* handoff dropped: ring full or no buffer       */ \
+    X(dev_xdp_fill_empty)  /* AF_XDP: frames the kernel found no fill buffer for */ \
+    X(dev_xdp_invalid_descs) /* AF_XDP: ring descriptors the kernel rejected */ \
+    X(dev_nic_rx_nombuf)   /* DPDK: receive drops, the driver's mbuf pool empty */ \
+    X(dev_nic_errors)      /* DPDK: the port's receive + transmit errors    */
 
 struct ust_counters {
 #define UST_COUNTER_FIELD(name) uint64_t name;

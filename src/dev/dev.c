@@ -13,6 +13,8 @@ static const struct dev_ops *const dev_kinds[] = {
     &dev_fault_ops,
     &dev_memlink_ops,
     &dev_pdlink_ops,
+    &dev_afxdp_ops,     /* src/dev/afxdp/, or afxdp_absent.c without libxdp */
+    &dev_dpdk_ops,      /* src/dev/dpdk/dpdk.c, or dpdk_absent.c without libdpdk */
 };
 
 #define DEV_KIND_COUNT (sizeof(dev_kinds) / sizeof(dev_kinds[0]))

@@ -44,6 +44,9 @@ struct dev_ops {
     uint64_t (*service)(struct dev *d, uint64_t now);
     /* Descriptors to sleep on when idle (POLLIN); returns how many were set. */
     int (*poll_fds)(struct dev *d, struct pollfd *fds, int max);
+    /* Optional: the stack's IPv4 addresses (host order), told after start,
+     * for a backend that steers in the kernel (afxdp's XDP program). */
+    int (*addrs_set)(struct dev *d, const uint32_t *ipv4, int n);
     void (*close)(struct dev *d);
 };
 
@@ -68,7 +71,9 @@ extern const struct dev_ops dev_memif_ops;
 extern const struct dev_ops dev_tap_ops;
 extern const struct dev_ops dev_afpacket_ops;
 extern const struct dev_ops dev_fault_ops;
+extern const struct dev_ops dev_dpdk_ops;     /* dpdk/dpdk.c, or dpdk_absent.c */
 extern const struct dev_ops dev_memlink_ops;
+extern const struct dev_ops dev_afxdp_ops;   /* src/dev/afxdp/, or afxdp_absent.c */
 
 /* poll_fds for a backend that sleeps on a single descriptor. */
 int dev_poll_one_fd(struct pollfd *fds, int max, int fd);
