@@ -46,6 +46,7 @@ DPDK_OBJ  := $(B)/obj/src/dev/dpdk/dpdk.o
 LIB_OBJ   := $(filter-out $(B)/obj/src/dev/dpdk_absent.o,$(LIB_OBJ)) $(DPDK_OBJ)
 $(DPDK_OBJ): ALL_CFLAGS += $(patsubst -I%,-isystem %,$(shell pkg-config --cflags libdpdk))
 LDLIBS    += $(shell pkg-config --libs libdpdk)
+PC_LIBS_PRIVATE += $(shell pkg-config --libs libdpdk)
 endif
 
 # AF_XDP backend (src/dev/afxdp/*.c), only when libxdp and libbpf are
@@ -57,6 +58,7 @@ XDP_OBJ   := $(patsubst %.c,$(B)/obj/%.o,$(sort $(wildcard src/dev/afxdp/*.c)))
 LIB_OBJ   := $(filter-out $(B)/obj/src/dev/afxdp_absent.o,$(LIB_OBJ)) $(XDP_OBJ)
 $(XDP_OBJ): $(wildcard src/dev/afxdp/*.h)
 LDLIBS    += $(shell pkg-config --libs libxdp libbpf)
+PC_LIBS_PRIVATE += $(shell pkg-config --libs libxdp libbpf)
 endif
 SAN_OBJ   := $(LIB_SRC:%.c=$(B)/asan/obj/%.o)
 FUZZ_OBJ  := $(LIB_SRC:%.c=$(B)/fuzz/obj/%.o)
@@ -156,7 +158,8 @@ install: lib programs
 	ln -sf libustack.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/libustack.so
 	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' ustack.pc.in > $(B)/ustack.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@LIBS_PRIVATE@|$(strip $(PC_LIBS_PRIVATE))|g' ustack.pc.in > $(B)/ustack.pc
 	install -m 644 $(B)/ustack.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/ustack.pc
 
 clean:
