@@ -323,7 +323,13 @@ static uint32_t tcp_clean_acked(struct tcb *t, uint32_t ack, struct pkt **newest
 static int tcp_update_window(struct tcb *t, const struct seg_in *in)
 {
     const struct tcp_repr *h = &in->h;
-    if (!(seq_lt(t->snd_wl1, h->seq) || (t->snd_wl1 == h->seq && seq_leq(t->snd_wl2, h->ack))))
+    /* RFC 9293's rule, plus: a segment acknowledging more than the one
+     * that last set the window also updates it. A peer's retransmission
+     * carries an older SEG.SEQ but its newest ACK and window; ignoring it
+     * would keep a stale window measured from the new SND.UNA and let us
+     * send beyond what the peer offers (seen over a lossy ring). */
+    if (!(seq_lt(t->snd_wl1, h->seq) || (t->snd_wl1 == h->seq && seq_leq(t->snd_wl2, h->ack)) ||
+          seq_lt(t->snd_wl2, h->ack)))
         return 0;
     uint32_t wnd = (uint32_t)h->win << t->snd_wscale;
     int changed = wnd != t->snd_wnd;

@@ -6,6 +6,11 @@
 #                    failure it is summarised with tshark and kept in
 #                    $TCP_KEEP_DIR (default /tmp) for a closer look
 #   TCP_TIMEOUT      no-progress timeout of the clients, seconds (default 30)
+#   TCP_DEV_KIND     the backend ustack runs on in the tcp_* helpers below:
+#                    afpacket (default), afxdp-native, afxdp-generic, dpdk
+#                    (the net_af_packet virtual device, --no-huge); see
+#                    tcp_dev_spec. A dpdk script must call tcp_dev_cleanup
+#                    from its EXIT trap.
 
 TCP_SIZE_SCALE=${TCP_SIZE_SCALE:-1}
 TCP_PCAP=${TCP_PCAP:-1}
@@ -15,6 +20,52 @@ TCP_BIN=${UST_BUILD:-$NETNS_ROOT/build}/bin
 TCP_TBIN=${UST_BUILD:-$NETNS_ROOT/build}/tests/bin
 TCPPEER="/usr/bin/python3 $NETNS_ROOT/tests/tools/tcppeer.py"
 TCP_FAILED=()
+TCP_DEV_KIND=${TCP_DEV_KIND:-afpacket}
+TCP_DPDK_PREFIX=ust$$t   # EAL --file-prefix stem: /var/run/dpdk/<stem>*
+
+# tcp_dev_spec IF NAME: the --dev spec for ustack on IF with TCP_DEV_KIND;
+# NAME (the scenario) makes the EAL file prefix unique per process.
+tcp_dev_spec() {
+    case "$TCP_DEV_KIND" in
+    afpacket) echo "afpacket:$1" ;;
+    afxdp-native) echo "afxdp:$1,mode=native" ;;
+    afxdp-generic) echo "afxdp:$1,mode=generic" ;;
+    # net_af_packet's ring slots and mbufs sized as dpdk_kernel.sh does:
+    # the vdev cannot chain mbufs, so a slot must hold a whole frame.
+    dpdk) echo "dpdk:--no-huge -m 256 --no-pci --vdev=net_af_packet0,iface=$1,framesz=16384,blocksz=16384" \
+               "--file-prefix=$TCP_DPDK_PREFIX$2 -l 0 --log-level=warning;mbuf=16384;mbufs=1023" ;;
+    *) echo "tcp.sh: unknown TCP_DEV_KIND '$TCP_DEV_KIND'" >&2; echo "invalid:$1" ;;
+    esac
+}
+
+# tcp_dev_cleanup: remove the EAL runtime directories the dpdk runs left.
+tcp_dev_cleanup() {
+    rm -rf /var/run/dpdk/"$TCP_DPDK_PREFIX"* 2>/dev/null
+    return 0
+}
+
+# tcp_dev_available: whether the build has TCP_DEV_KIND's backend (a probe
+# that fails before any device opens; prints why not).
+tcp_dev_available() {
+    local out
+    case "$TCP_DEV_KIND" in
+    afxdp-*)
+        out=$("$TCP_BIN/ust-echo" --dev "afxdp:lo,mode=bogus" --ip 10.0.0.1/24 2>&1 </dev/null)
+        if echo "$out" | grep -qi "built without libxdp\|unknown device kind"; then
+            echo "ustack built without the afxdp backend: $(echo "$out" | head -n 1)"
+            return 1
+        fi ;;
+    dpdk)
+        out=$("$TCP_BIN/ust-echo" --dev "dpdk:" --ip 10.0.0.1/24 2>&1 </dev/null)
+        if echo "$out" | grep -qi "built without DPDK\|unknown device kind"; then
+            echo "ustack built without the dpdk backend: $(echo "$out" | head -n 1)"
+            return 1
+        fi ;;
+    afpacket) ;;
+    *) echo "unknown TCP_DEV_KIND '$TCP_DEV_KIND' (afpacket, afxdp-native, afxdp-generic, dpdk)"; return 1 ;;
+    esac
+    return 0
+}
 
 # tcp_require_tools: skip (77) when the programs are not built.
 tcp_require_tools() {
@@ -148,7 +199,7 @@ tcp_pattern_sha() { $TCPPEER pattern "$1" | sha256sum | cut -d' ' -f1; }
 tcp_kernel_echo() {
     local name=$1 kns=$2 uns=$3 uif=$4 uip=$5 bytes=$6 conns=$7 rc=0
     shift 7
-    tcp_echo_start "$uns" "$name" --dev "afpacket:$uif" --ip "$uip/24" "$@" || { tcp_result "$name" 1; return 1; }
+    tcp_echo_start "$uns" "$name" --dev "$(tcp_dev_spec "$uif" "$name")" --ip "$uip/24" "$@" || { tcp_result "$name" 1; return 1; }
     ip netns exec "$kns" timeout 900 $TCPPEER client "$uip" 7 --bytes "$bytes" --conns "$conns" \
         --timeout "$TCP_TIMEOUT" 2>&1 | tail -n 15 | sed "s/^/[$name] /"
     rc=${PIPESTATUS[0]}
@@ -171,7 +222,7 @@ tcp_client_run() {
     TCP_CLIENT_LOG=$NETNS_TMP/$name.client.log
     # shellcheck disable=SC2046
     ip netns exec "$uns" timeout 900 "$TCP_TBIN/ust-tcpclient" --stats $(tcp_pcap_args "$name") \
-        --dev "afpacket:$uif" --ip "$uip/24" --timeout "$TCP_TIMEOUT" "$@" >"$TCP_CLIENT_LOG" 2>&1
+        --dev "$(tcp_dev_spec "$uif" "$name")" --ip "$uip/24" --timeout "$TCP_TIMEOUT" "$@" >"$TCP_CLIENT_LOG" 2>&1
     rc=$?
     grep -E "^ust-tcpclient" "$TCP_CLIENT_LOG" | tail -n 15 | sed "s/^/[$name] /"
     return "$rc"
