@@ -21,12 +21,21 @@
  * (RFC 792). */
 #define ICMP_TYPE 0
 
+/* One mixing round: the shift folds high bits down, the odd multiply spreads
+ * each bit upward. Two rounds and a final fold let every input bit change
+ * the low bits steer_pick keeps, so flows whose ports differ only above bit
+ * 0 (Linux steps ephemeral ports by 2) still spread over the workers. */
+static uint32_t steer_mix(uint32_t h)
+{
+    h ^= h >> 16;
+    return h * STEER_MIX_MUL;
+}
+
 uint32_t steer_hash(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport)
 {
     uint32_t h = saddr ^ daddr ^ (uint32_t)(sport ^ dport);
-    h ^= h >> 16;
-    h ^= h >> 8;
-    return h;
+    h = steer_mix(steer_mix(h));
+    return h ^ (h >> 16);
 }
 
 /* The IPv4 header's length if the buffer holds it, else 0. */
@@ -156,14 +165,16 @@ int steer_bpf_build(struct steer_bpf_insn *p, uint32_t n)
     p[i++] = bpf_op(BPF_LD | BPF_IMM, 0);                                                /* 20: no ports */
     p[i++] = bpf_op(BPF_LDX | BPF_W | BPF_MEM, 0);                                       /* 21 */
     p[i++] = bpf_op(BPF_ALU | BPF_XOR | BPF_X, 0);                                       /* 22: h */
-    p[i++] = bpf_op(BPF_MISC | BPF_TAX, 0);                                              /* 23 */
-    p[i++] = bpf_op(BPF_ALU | BPF_RSH | BPF_K, 16);                                      /* 24 */
-    p[i++] = bpf_op(BPF_ALU | BPF_XOR | BPF_X, 0);                                       /* 25 */
-    p[i++] = bpf_op(BPF_MISC | BPF_TAX, 0);                                              /* 26 */
-    p[i++] = bpf_op(BPF_ALU | BPF_RSH | BPF_K, 8);                                       /* 27 */
-    p[i++] = bpf_op(BPF_ALU | BPF_XOR | BPF_X, 0);                                       /* 28 */
-    p[i++] = bpf_op(BPF_ALU | BPF_AND | BPF_K, 0xff);                                    /* 29 */
-    p[i++] = bpf_op(BPF_ALU | BPF_MOD | BPF_K, n ? n : 1);                               /* 30 */
-    p[i++] = bpf_op(BPF_RET | BPF_A, 0);                                                 /* 31 */
+    for (int round = 0; round < 2; round++) {                                           /* 23..30 */
+        p[i++] = bpf_op(BPF_MISC | BPF_TAX, 0);
+        p[i++] = bpf_op(BPF_ALU | BPF_RSH | BPF_K, 16);
+        p[i++] = bpf_op(BPF_ALU | BPF_XOR | BPF_X, 0);
+        p[i++] = bpf_op(BPF_ALU | BPF_MUL | BPF_K, STEER_MIX_MUL);   /* 32-bit, wraps as in C */
+    }
+    p[i++] = bpf_op(BPF_MISC | BPF_TAX, 0);                                              /* 31 */
+    p[i++] = bpf_op(BPF_ALU | BPF_RSH | BPF_K, 16);                                      /* 32 */
+    p[i++] = bpf_op(BPF_ALU | BPF_XOR | BPF_X, 0);                                       /* 33 */
+    p[i++] = bpf_op(BPF_ALU | BPF_MOD | BPF_K, n ? n : 1);                               /* 34 */
+    p[i++] = bpf_op(BPF_RET | BPF_A, 0);                                                 /* 35 */
     return i;
 }

@@ -1,12 +1,16 @@
 /* Flow steering between workers: which worker owns a packet.
  *
- * The hash is ustack's own and deliberately simple, so that a classic BPF
- * program (AF_PACKET PACKET_FANOUT_CBPF) computes exactly the same value in
- * the kernel and a client connect can pick a source port that lands on its
- * own worker:
+ * The hash is ustack's own and uses only 32-bit xor, shift, multiply and
+ * modulo, so that a classic BPF program (AF_PACKET PACKET_FANOUT_CBPF)
+ * computes exactly the same value in the kernel and a client connect can
+ * pick a source port that lands on its own worker:
  *
  *     h  = saddr ^ daddr ^ (sport ^ dport)         (ports in the low 16 bits)
- *     h ^= h >> 16;  h ^= h >> 8;  worker = (h & 0xff) % nworkers
+ *     2x { h ^= h >> 16;  h *= 0x45d9f3b; }        (mod 2^32)
+ *     h ^= h >> 16;  worker = h % nworkers
+ *
+ * The multiply rounds matter: with a plain xor-fold, consecutive even client
+ * ports (Linux's connect() steps by 2) mostly landed on one worker.
  *
  * It is symmetric (swapping source and destination gives the same value), so
  * a packet and its reply, and the header quoted inside an ICMP error, all
@@ -26,7 +30,9 @@
 
 /* All in host byte order. */
 uint32_t steer_hash(uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport);
-static inline uint32_t steer_pick(uint32_t hash, uint32_t nworkers) { return (hash & 0xff) % nworkers; }
+static inline uint32_t steer_pick(uint32_t hash, uint32_t nworkers) { return hash % nworkers; }
+/* The odd multiplier of the mixing rounds (shared by the C hash and cBPF). */
+#define STEER_MIX_MUL 0x45d9f3bu
 
 /* Owner of an IPv4 datagram at ip (len bytes): a worker index, or STEER_ANY. */
 int steer_ipv4_owner(const uint8_t *ip, uint32_t len, uint32_t nworkers);
@@ -39,7 +45,7 @@ int steer_frame_owner(const uint8_t *frame, uint32_t len, int l3_only, uint32_t 
  * instructions, laid out as struct sock_filter (u16 code, u8 jt, u8 jf,
  * u32 k). Returns the number of instructions. Non-IPv4 frames (ARP) go to
  * worker 0, which copies ARP to the others. */
-#define STEER_BPF_MAX 32
+#define STEER_BPF_MAX 40
 struct steer_bpf_insn {
     uint16_t code;
     uint8_t jt, jf;
