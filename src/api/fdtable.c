@@ -337,13 +337,23 @@ uint64_t sock_pump(int *did_work)
     return next;
 }
 
-/* The devices' fds (their count in *ndev), then the forwarding bells. */
-static int idle_collect_fds(struct pollfd *fds, struct ust_stack **owner, int *busy, int *ndev)
+/* Must the thread keep polling (busy polling, or work was just done)? */
+static int idle_busy(void)
+{
+    for (int i = 0; i < tls_nctx; i++)
+        if (tls_list[i]->s->cfg.busy_poll || tls_list[i]->s->did_work)
+            return 1;
+    return 0;
+}
+
+/* The devices' fds (their count in *ndev), then the forwarding bells. Only
+ * when about to sleep: poll_fds re-arms device wakeups (memif unmasks its
+ * peer's kicks), and a busy poller must keep them masked. */
+static int idle_collect_fds(struct pollfd *fds, struct ust_stack **owner, int *ndev)
 {
     int n = 0;
     for (int i = 0; i < tls_nctx; i++) {
         struct ust_stack *s = tls_list[i]->s;
-        *busy |= s->cfg.busy_poll || s->did_work;
         if (!s->dev.ops->poll_fds || n >= IDLE_FDS - 1)
             continue;
         int k = s->dev.ops->poll_fds(&s->dev, fds + n, IDLE_FDS - 1 - n);
@@ -380,10 +390,12 @@ int sock_idle(uint64_t deadline, int extra_fd)
         return idle_virtual(deadline, extra_fd);
     struct pollfd fds[IDLE_FDS];
     struct ust_stack *owner[IDLE_FDS];
-    int busy = 0, ndev = 0;
-    int n = idle_collect_fds(fds, owner, &busy, &ndev);
+    if (idle_busy() || deadline <= ust_now_ns())
+        return 0;
+    int ndev = 0;
+    int n = idle_collect_fds(fds, owner, &ndev);
     uint64_t now = ust_now_ns();
-    if (busy || deadline <= now)
+    if (deadline <= now)
         return 0;
     uint64_t wait = deadline - now < IDLE_MAX_NS ? deadline - now : IDLE_MAX_NS;
     if (n == 0 && extra_fd < 0) {

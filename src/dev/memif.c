@@ -140,6 +140,7 @@ _Static_assert(offsetof(struct memif_desc, offset) == 8, "memif descriptor layou
 #define MEMIF_PAGE          4096u
 #define MEMIF_TX_BATCH      64
 #define MEMIF_ACK_GONE      UINT32_MAX        /* the queue's device is closed */
+#define MEMIF_MASK_AFTER    64      /* RX polls without sleeping before we mask kicks */
 
 enum memif_role { ROLE_CLIENT, ROLE_SERVER };
 
@@ -161,6 +162,7 @@ struct memif_ring {
     uint16_t head;              /* our copy of the index we produce           */
     uint16_t last;              /* oldest slot we have not consumed/reclaimed  */
     int irq_fd;                 /* eventfd shared with the peer               */
+    uint8_t kicks_masked;       /* RX, irq=1: MASK_INT set, we poll without sleep */
     struct pkt **held;          /* client: the pkt each slot holds            */
 };
 
@@ -230,6 +232,7 @@ struct memif {
     uint16_t qlo, qhi;          /* queues this device owns                     */
     uint16_t nserve;            /* of them, in use while up                    */
     uint16_t rr;                /* receive rotation over several queues        */
+    uint32_t polls_awake;       /* RX polls since the loop last went to sleep  */
     uint16_t region;            /* client: region index of our pool            */
     uint8_t owner;              /* the control plane runs on this device       */
     uint8_t started;
@@ -312,10 +315,16 @@ static void desc_write(struct memif_desc *s, uint16_t region, uint32_t offset, u
     s->metadata = 0;
 }
 
-/* Wake the consumer unless it said it polls (MEMIF_RING_FLAG_MASK_INT). */
+/* Wake the consumer unless it said it polls (MEMIF_RING_FLAG_MASK_INT).
+ * The fence orders our head/tail store before the flags load: a consumer
+ * going to sleep clears the flag, fences, then rechecks head/tail, so one of
+ * us always sees the other (no lost wakeup). */
 static void ring_kick(const struct memif_ring *r)
 {
-    if (r->irq_fd < 0 || (ring_flags(r->hdr) & MEMIF_RING_FLAG_MASK_INT))
+    if (r->irq_fd < 0)
+        return;
+    atomic_thread_fence(memory_order_seq_cst);
+    if (ring_flags(r->hdr) & MEMIF_RING_FLAG_MASK_INT)
         return;
     uint64_t one = 1;
     ssize_t rc = write(r->irq_fd, &one, sizeof(one));
@@ -327,6 +336,13 @@ static void irq_drain(int fd)
     uint64_t v;
     ssize_t rc = read(fd, &v, sizeof(v));
     (void)rc;
+}
+
+static void irq_self_kick(int fd)
+{
+    uint64_t one = 1;
+    ssize_t rc = write(fd, &one, sizeof(one));
+    (void)rc;   /* EAGAIN: saturated, poll wakes anyway */
 }
 
 static void fd_close(int *fd)
@@ -478,6 +494,11 @@ static void memif_sync(struct memif *m)
         m->nserve = avail < m->qhi - m->qlo ? avail : (uint16_t)(m->qhi - m->qlo);
         for (uint16_t i = 0; c->cfg.role == ROLE_CLIENT && i < m->nserve; i++)
             client_rx_refill(m, &c->q[m->qlo + i].s2c);
+        /* The control plane set up our RX rings unmasked (irq=1) or masked
+         * for good (irq=0); only irq=1 rings are toggled, by us. */
+        for (uint16_t i = 0; i < m->nserve; i++)
+            queue_rx_ring(c, (uint16_t)(m->qlo + i))->kicks_masked = 0;
+        m->polls_awake = 0;
         m->d->flags |= DEV_F_LINK_UP;
     } else {
         for (uint16_t q = m->qlo; q < m->qhi; q++)
@@ -1260,6 +1281,53 @@ static void memif_rx_irq_drain(struct memif *m)
         irq_drain(queue_rx_ring(m->c, (uint16_t)(m->qlo + i))->irq_fd);
 }
 
+/* Frames waiting on RX ring r that we have not taken yet. */
+static int ring_rx_pending(const struct memif_conn *c, const struct memif_ring *r)
+{
+    if (c->cfg.role == ROLE_CLIENT)
+        return ring_load(r->hdr, RING_TAIL) != r->last;
+    return ring_load(r->hdr, RING_HEAD) != r->last;
+}
+
+/* Polling long without sleep: tell the peer not to write our eventfds, so
+ * neither side makes a system call per frame (busy polling never re-arms:
+ * fdtable.c asks for poll_fds only before it sleeps). Once, not per burst: set
+ * the mask, then clear the kick that woke us. A kick already under way when
+ * the mask lands leaves a count behind: one spurious wakeup, never a lost
+ * one. */
+static void memif_rx_mask_kicks(struct memif *m)
+{
+    for (uint16_t i = 0; i < m->nserve; i++) {
+        struct memif_ring *r = queue_rx_ring(m->c, (uint16_t)(m->qlo + i));
+        if (r->kicks_masked)
+            continue;
+        ring_set_flags(r->hdr, MEMIF_RING_FLAG_MASK_INT);
+        r->kicks_masked = 1;
+        if (r->irq_fd >= 0)
+            irq_drain(r->irq_fd);
+    }
+}
+
+/* About to sleep: unmask, then look at the ring once more. The fence pairs
+ * with the one in the peer's ring_kick: either it sees the flag clear and
+ * kicks, or we see its frame here and kick ourselves so the poll returns at
+ * once. */
+static void memif_rx_arm_kicks(struct memif *m)
+{
+    for (uint16_t i = 0; i < m->nserve; i++) {
+        struct memif_ring *r = queue_rx_ring(m->c, (uint16_t)(m->qlo + i));
+        if (r->irq_fd < 0)
+            continue;
+        if (r->kicks_masked) {
+            ring_set_flags(r->hdr, 0);
+            r->kicks_masked = 0;
+            atomic_thread_fence(memory_order_seq_cst);
+        }
+        if (ring_rx_pending(m->c, r))
+            irq_self_kick(r->irq_fd);
+    }
+}
+
 static uint16_t memif_rx_burst(struct dev *d, struct pkt **pkts, uint16_t max, uint64_t now)
 {
     (void)now;
@@ -1269,10 +1337,20 @@ static uint16_t memif_rx_burst(struct dev *d, struct pkt **pkts, uint16_t max, u
     memif_sync(m);
     if (!gen_up(m->gen) || m->broken || max == 0)
         return 0;
+    if (!m->c->cfg.irq)
+        return memif_rx_once(m, pkts, max);
+    if (m->polls_awake >= MEMIF_MASK_AFTER) {
+        memif_rx_mask_kicks(m);   /* busy polling: no kicks, no reads */
+        return memif_rx_once(m, pkts, max);
+    }
+    m->polls_awake++;
     uint16_t n = memif_rx_once(m, pkts, max);
-    if (n == 0 && m->c->cfg.irq && !m->broken) {
-        /* About to look idle: clear the wakeup, then look once more so a
-         * frame that raced with the clear is not left until the next kick. */
+    if (n == 0 && !m->broken) {
+        /* A loop that sleeps often keeps kicks on: peers that do not fence
+         * between their index store and their flags load (DPDK's memif)
+         * can miss our unmask, so we toggle the mask only when polling
+         * long without sleep. About to look idle: clear the wakeup, then
+         * look once more so a frame that raced with the clear is seen. */
         memif_rx_irq_drain(m);
         n = memif_rx_once(m, pkts, max);
     }
@@ -1356,7 +1434,11 @@ static int memif_poll_fds(struct dev *d, struct pollfd *fds, int max)
         if (want[i] >= 0)
             fds[n++] = (struct pollfd){ .fd = want[i], .events = POLLIN };
     /* The RX eventfds are ours to watch only while we are synced up: the
-     * control plane closes them only after we acknowledged "down". */
+     * control plane closes them only after we acknowledged "down". The
+     * caller is about to sleep: have the peer kick us again. */
+    if (c->cfg.irq && gen_up(m->gen) && !m->broken)
+        memif_rx_arm_kicks(m);
+    m->polls_awake = 0;
     for (uint16_t i = 0; c->cfg.irq && gen_up(m->gen) && i < m->nserve && n < max; i++) {
         int fd = queue_rx_ring(c, (uint16_t)(m->qlo + i))->irq_fd;
         if (fd >= 0)

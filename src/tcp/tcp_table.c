@@ -12,9 +12,15 @@
 #define TCP_EPHEMERAL_LO 32768        /* Linux's default range */
 #define TCP_EPHEMERAL_HI 60999
 
+/* Per segment: the cheap keyed hash (core/hash.h), not SipHash; the key
+ * still keeps remote senders from aiming tuples at one bucket. */
 static uint32_t tuple_hash(const struct ust_stack *s, const struct tcp_tuple *t)
 {
-    return (uint32_t)siphash24(&s->key, t, sizeof(*t));
+    uint64_t w[5];
+    memcpy(w, &t->laddr, 16);
+    memcpy(w + 2, &t->raddr, 16);
+    w[4] = (uint64_t)t->lport | (uint64_t)t->rport << 16;
+    return (uint32_t)hash_words_keyed(&s->key, w, 5);
 }
 
 static struct tcb **tcb_bucket(struct ust_stack *s, const struct tcp_tuple *t)

@@ -262,6 +262,46 @@ TEST(interrupt_eventfd_wakes_receiver)
     CHECK_EQ(side_close(&srv), POOL_COUNT);
 }
 
+
+/* Busy polling costs no system call on either side: once the receiver has
+ * polled, the peer's transmit does not write its eventfd; the receiver
+ * re-arms only through poll_fds (before it sleeps), and a frame that arrived
+ * while masked wakes that sleep at once (no lost wakeup). */
+TEST(polling_receiver_masks_kicks_and_rearms_before_sleep)
+{
+    struct side srv, cli;
+    CHECK(open_pair(&srv, &cli, "mask", "") == 0);
+    struct pollfd fds[4];
+    int n = srv.d.ops->poll_fds(&srv.d, fds, 4);
+    struct pkt *none[4];
+    for (int i = 0; i < 100; i++)                          /* polls long: masks */
+        CHECK_EQ(srv.d.ops->rx_burst(&srv.d, none, 4, now_ns()), 0);
+    CHECK_EQ(send_frames(&cli, 0, 4), 4);
+    CHECK_EQ(poll(fds, (nfds_t)n, 0), 0);                  /* masked: no kick */
+    CHECK_EQ(recv_frames(&srv, 0, 4), 4);
+    CHECK_EQ(send_frames(&cli, 4, 2), 2);                  /* arrives while masked */
+    n = srv.d.ops->poll_fds(&srv.d, fds, 4);               /* about to sleep */
+    CHECK(poll(fds, (nfds_t)n, 0) >= 1);                   /* recheck caught it */
+    CHECK_EQ(recv_frames(&srv, 4, 2), 2);
+    CHECK_EQ(srv.d.ops->rx_burst(&srv.d, none, 4, now_ns()), 0);   /* drains */
+    n = srv.d.ops->poll_fds(&srv.d, fds, 4);
+    CHECK_EQ(poll(fds, (nfds_t)n, 0), 0);                  /* drained, idle */
+    CHECK_EQ(send_frames(&cli, 6, 3), 3);                  /* armed: kicks again */
+    CHECK(poll(fds, (nfds_t)n, 100) >= 1);
+    CHECK_EQ(recv_frames(&srv, 6, 3), 3);
+    /* The other direction: the client receiving. */
+    n = cli.d.ops->poll_fds(&cli.d, fds, 4);
+    for (int i = 0; i < 100; i++)
+        CHECK_EQ(cli.d.ops->rx_burst(&cli.d, none, 4, now_ns()), 0);
+    CHECK_EQ(send_frames(&srv, 0, 2), 2);
+    CHECK_EQ(poll(fds, (nfds_t)n, 0), 0);
+    n = cli.d.ops->poll_fds(&cli.d, fds, 4);
+    CHECK(poll(fds, (nfds_t)n, 0) >= 1);
+    CHECK_EQ(recv_frames(&cli, 0, 2), 2);
+    CHECK_EQ(side_close(&cli), POOL_COUNT);
+    CHECK_EQ(side_close(&srv), POOL_COUNT);
+}
+
 TEST(client_reconnects_after_close_and_server_restart)
 {
     struct side srv, cli;
