@@ -35,35 +35,7 @@ ip -n "$PKNS" addr add "$PKIP/24" dev "$NETNS_IF_A" || exit 1
 BKNS=$NETNS_LEFT BKIP=$NETNS_LEFT_IP BUNS=$NETNS_RIGHT BUIF=$NETNS_RIGHT_IF BUIP=$NETNS_RIGHT_IP
 
 # if_bytes NS IF: bytes the interface has received and sent.
-if_bytes() {
-    ip netns exec "$1" cat "/sys/class/net/$2/statistics/rx_bytes" "/sys/class/net/$2/statistics/tx_bytes" \
-        2>/dev/null | awk '{s += $1} END {print s + 0}'
-}
 
-# blackout NAME RUN...: as in tcp_impaired.sh: RUN a transfer in the
-# background; once the kernel's interface has moved 1 MiB more, restart the
-# bridge with a 1 s blackout starting at once, so it falls mid-transfer.
-blackout() {
-    local name=$1 pid base n=0 dropped rc=0
-    shift
-    ( "$@" ) &
-    pid=$!
-    base=$(if_bytes "$BKNS" "$NETNS_LEFT_IF")
-    while [ $(( $(if_bytes "$BKNS" "$NETNS_LEFT_IF") - base )) -lt 1048576 ] && kill -0 "$pid" 2>/dev/null &&
-            [ $n -lt 3000 ]; do
-        sleep 0.01
-        n=$((n + 1))
-    done
-    kill -0 "$pid" 2>/dev/null || { echo "[$name] the transfer ended before the blackout" >&2; rc=1; }
-    netns_impair_restart --stats --blackout 0:1000 || rc=1
-    wait "$pid" || rc=1
-    netns_impair_stop
-    dropped=$(sed -n 's/.*drop_blackout \([0-9]*\).*/\1/p' "$NETNS_IMPAIR_LOG" | awk '{s += $1} END {print s + 0}')
-    echo "[$name bridge] frames dropped in the blackout: $dropped"
-    [ "$dropped" -gt 0 ] || { echo "[$name] the blackout missed the transfer" >&2; rc=1; }
-    [ "$rc" -eq 0 ] || TCP_FAILED+=("$name")
-    netns_impair_start --stats
-}
 
 # run_backend KIND: every scenario with ustack on KIND.
 run_backend() {
@@ -95,9 +67,9 @@ run_backend() {
     netns_impair_start --stats || { tcp_result "${k}_blackout" 1; return; }
     # 64 x 0.25: 16 MiB by default; 4 MiB could finish before the bridge restarts.
     bytes=$(tcp_bytes 64)
-    blackout "${k}_blackout_kernel_echo" tcp_kernel_echo "${k}_blackout_kernel_echo" \
+    tcp_blackout "$BKNS" "${k}_blackout_kernel_echo" tcp_kernel_echo "${k}_blackout_kernel_echo" \
         "$BKNS" "$BUNS" "$BUIF" "$BUIP" "$bytes" 1
-    blackout "${k}_blackout_ustack_upload" tcp_ustack_upload "${k}_blackout_ustack_upload" \
+    tcp_blackout "$BKNS" "${k}_blackout_ustack_upload" tcp_ustack_upload "${k}_blackout_ustack_upload" \
         "$BKNS" "$BKIP" "$BUNS" "$BUIF" "$BUIP" "$bytes"
     echo "==== $TCP_DEV_KIND: $((SECONDS - t0)) s"
 }

@@ -64,43 +64,14 @@ if want corrupt; then
     impair_report corrupt
 fi
 
-# if_bytes NS IF: bytes the interface has received and sent.
-if_bytes() {
-    ip netns exec "$1" cat "/sys/class/net/$2/statistics/rx_bytes" "/sys/class/net/$2/statistics/tx_bytes" \
-        2>/dev/null | awk '{s += $1} END {print s + 0}'
-}
-
-# blackout NAME RUN...: RUN a transfer in the background; once the kernel's
-# interface has moved 1 MiB more, replace the bridge with one whose 1 s
-# blackout starts at once, so it always falls mid-transfer. The bridge must
-# have dropped frames in it and the transfer must still have been running.
-blackout() {
-    local name=$1 pid base n=0 dropped rc=0
-    shift
-    echo "== $name: 1 s blackout (ust-impair --blackout 0:1000) once 1 MiB has moved"
-    ( "$@" ) &
-    pid=$!
-    base=$(if_bytes "$KNS" "$NETNS_LEFT_IF")
-    while [ $(( $(if_bytes "$KNS" "$NETNS_LEFT_IF") - base )) -lt 1048576 ] && kill -0 "$pid" 2>/dev/null &&
-            [ $n -lt 3000 ]; do
-        sleep 0.01
-        n=$((n + 1))
-    done
-    kill -0 "$pid" 2>/dev/null || { echo "[$name] the transfer ended before the blackout" >&2; rc=1; }
-    netns_impair_restart --stats --blackout 0:1000 || rc=1
-    wait "$pid" || rc=1
-    netns_impair_stop
-    dropped=$(sed -n 's/.*drop_blackout \([0-9]*\).*/\1/p' "$NETNS_IMPAIR_LOG" | awk '{s += $1} END {print s + 0}')
-    echo "[$name bridge] frames dropped in the blackout: $dropped"
-    [ "$dropped" -gt 0 ] || { echo "[$name] the blackout missed the transfer" >&2; rc=1; }
-    [ "$rc" -eq 0 ] || TCP_FAILED+=("$name")
-    netns_impair_start --stats
-}
+# A 1 s blackout (ust-impair --blackout 0:1000) once 1 MiB has moved: see
+# tcp_blackout in tests/lib/tcp.sh.
 if want blackout; then
     impair blackout
-    blackout blackout_kernel_echo tcp_kernel_echo blackout_kernel_echo "$KNS" "$UNS" "$UIF" "$UIP" \
+    echo "== blackout: 1 s blackout once 1 MiB has moved, kernel echo then ustack upload"
+    tcp_blackout "$KNS" blackout_kernel_echo tcp_kernel_echo blackout_kernel_echo "$KNS" "$UNS" "$UIF" "$UIP" \
         "$(tcp_bytes 16)" 1
-    blackout blackout_ustack_upload tcp_ustack_upload blackout_ustack_upload "$KNS" "$KIP" "$UNS" "$UIF" "$UIP" \
+    tcp_blackout "$KNS" blackout_ustack_upload tcp_ustack_upload blackout_ustack_upload "$KNS" "$KIP" "$UNS" "$UIF" "$UIP" \
         "$(tcp_bytes 16)"
 fi
 tcp_finish
