@@ -225,7 +225,10 @@ uint64_t ust_stack_poll(struct ust_stack *s, uint64_t now_ns)
     uint64_t fwd = sockfwd_stack_serve(s);
     stack_flush(s);
     statexport_publish(s, now_ns);
-    next = wheel_next_deadline(&s->wheel) < next ? wheel_next_deadline(&s->wheel) : next;
+    /* Callbacks run after wheel_run may have armed earlier timers. */
+    uint64_t wheel_next = wheel_next_deadline(&s->wheel);
+    if (wheel_next < next)
+        next = wheel_next;
     if (s->dev.ops->service && s->dev_next < next)
         next = s->dev_next;
     return fwd < next ? fwd : next;
@@ -235,14 +238,16 @@ void ust_stack_wait(struct ust_stack *s, uint64_t deadline_ns)
 {
     if (s->did_work || s->cfg.busy_poll)
         return;
+    uint64_t now = ust_now_ns();
+    if (deadline_ns <= now)
+        return;
+    /* Only now: poll_fds means "about to sleep" (memif unmasks its
+     * interrupts and re-checks its rings there). */
     struct pollfd fds[8];
     int n = s->dev.ops->poll_fds ? s->dev.ops->poll_fds(&s->dev, fds, 8) : 0;
     if (s->wk)
         n += workers_poll_fds(s, fds + n, 8 - n);
     n += sockfwd_poll_fds(s, fds + n, 8 - n);
-    uint64_t now = ust_now_ns();
-    if (deadline_ns <= now)
-        return;
     uint64_t wait = deadline_ns - now;
     if (wait > WAIT_MAX_NS)
         wait = WAIT_MAX_NS;

@@ -10,8 +10,10 @@
 
 static uint32_t arp_bucket(const struct ust_stack *s, uint32_t ip)
 {
-    /* Keyed, so a sender cannot aim all its addresses at one chain. */
-    return (uint32_t)siphash24(&s->key, &ip, sizeof(ip)) & s->arp.nbuckets_mask;
+    /* Keyed, so a sender cannot aim all its addresses at one chain; the
+     * same cheap keyed hash as the TCB table (looked up per packet sent). */
+    uint64_t w = ip;
+    return (uint32_t)hash_words_keyed(&s->key, &w, 1) & s->arp.nbuckets_mask;
 }
 
 static struct arp_entry *arp_find(struct ust_stack *s, uint32_t ip)
