@@ -11,6 +11,8 @@
 
 CC       ?= gcc
 FUZZ_CC  ?= clang
+.DEFAULT_GOAL := all
+
 SOVER    := 0
 VERSION  := 0.1.0
 PREFIX   ?= /usr/local

@@ -117,13 +117,16 @@ if want echo; then
     U[echo]=$(run ustack echo "" --conns 100 --size 64 --depth 1)
 fi
 if want crr; then
-    K[crr]=$(run kernel crr "" --conns 100 --size 64)
-    # ustack's connect skips every 4-tuple still in TIME-WAIT (src/tcp
-    # tcp_pick_port) and has no safe early reuse yet, so at 60 s the 28,232
-    # ephemeral ports last well under a second: the client runs with a 1 s
-    # TIME-WAIT until reuse lands (Linux reuses on loopback: tcp_tw_reuse=2).
-    U[crr]=$(run ustack crr "" --conns 100 --size 64 --time-wait 1)
-    NOTE[crr]="ustack client --time-wait 1"
+    # Both clients rotate over 16 source addresses (IP_BIND_ADDRESS_NO_PORT),
+    # as a C10M client does: one address gives 28,232 ephemeral ports, and a
+    # TIME-WAIT tuple is taken over only after 1 s (RFC 6191 with timestamps,
+    # Linux's tcp_tw_reuse), which bounds one address at ~28k conn/s.
+    kips=() uips=()
+    for i in $(seq 2 17); do kips+=(--ip "127.0.0.$i/8"); done
+    for i in $(seq 3 17); do uips+=(--ip "10.77.0.$i/24"); done
+    K[crr]=$(run kernel crr "" --conns 100 --size 64 "${kips[@]}")
+    U[crr]=$(run ustack crr "" --conns 100 --size 64 "${uips[@]}")
+    NOTE[crr]="16 client source addresses on both"
 fi
 if want stream; then
     K[stream]=$(run kernel stream "")

@@ -111,7 +111,8 @@ static void usage(FILE *out)
             "  --json            last line: {\"workload\",\"transport\",\"value\",\"unit\",...}\n"
             "  --help            this text\n\n"
             "hold with ustack: each source address (--ip, repeatable) and server port gives\n"
-            "64512 tuples (source ports 1024..65535). Use --busy-poll on both ends for speed;\n"
+            "64512 tuples (source ports 1024..65535). crr/echo with several --ip: connections\n"
+            "rotate over them (IP_BIND_ADDRESS_NO_PORT). Use --busy-poll on both ends for speed;\n"
             "pin with taskset.\n\n");
     ust_config_print_help(out);
 }
@@ -591,6 +592,7 @@ struct client {
     struct hist *lat;
     uint64_t hold_started, hold_rss0, hold_slab0;
     uint32_t hold_next, hold_inflight;
+    uint32_t next_src;            /* crr: the next source address (--ip) */
 };
 
 static char txbuf[STREAM_CHUNK];
@@ -634,13 +636,31 @@ static int client_write(struct client *cl, struct cconn *c, uint32_t id)
     return ep_set(cl->b, EPOLL_CTL_MOD, c->fd, EPOLLIN, id);
 }
 
+/* With several --ip, connections rotate over the source addresses; the
+ * port is left to connect (IP_BIND_ADDRESS_NO_PORT), which checks the whole
+ * 4-tuple, so each address adds its own ephemeral range. */
+static int client_bind_source(struct client *cl, int fd)
+{
+    struct opts *o = &cl->b->o;
+    if (o->nsrc < 2)
+        return 0;
+    int one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(o->src[cl->next_src]);
+    cl->next_src = cl->next_src + 1 == (uint32_t)o->nsrc ? 0 : cl->next_src + 1;
+    if (cl->b->x->setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) < 0)
+        return -1;
+    return cl->b->x->bind(fd, (struct sockaddr *)&a, sizeof(a));
+}
+
 static int client_connect_one(struct client *cl, struct cconn *c, uint32_t id)
 {
     struct bench *b = cl->b;
     c->fd = sock_nonblock_tcp(b);
     if (c->fd < 0)
         return -1;
-    if (b->x->connect(c->fd, (struct sockaddr *)&b->o.peer, sizeof(b->o.peer)) < 0 && errno != EINPROGRESS) {
+    if (client_bind_source(cl, c->fd) < 0 ||
+        (b->x->connect(c->fd, (struct sockaddr *)&b->o.peer, sizeof(b->o.peer)) < 0 && errno != EINPROGRESS)) {
         int e = errno;
         b->x->close(c->fd);
         c->fd = -1;

@@ -277,7 +277,7 @@ void bound_list_add(struct usock *sk)
 
 void bound_list_del(struct usock *sk)
 {
-    if (sk->state != SS_BOUND)
+    if (sk->state != SS_BOUND || !sk->local.sin_port)   /* port 0: IP_BIND_ADDRESS_NO_PORT, never listed */
         return;
     if (sk->bound_prev)
         sk->bound_prev->bound_next = sk->bound_next;

@@ -262,6 +262,11 @@ static int tcp_bind(struct usock *sk, struct sockaddr_in *in)
 {
     uint32_t addr = ntohl(in->sin_addr.s_addr);
     uint16_t port = ntohs(in->sin_port);
+    if (port == 0 && (sk->flags & SKF_NOPORT) && sk->state == SS_NEW) {
+        sk->local = *in;   /* connect() picks the port for the 4-tuple */
+        sk->state = SS_BOUND;
+        return 0;
+    }
     if (port == 0)
         port = tcp_bind_pick(sk, addr);
     if (port == 0 || tcp_bind_conflict(sk, addr, port)) {
@@ -365,9 +370,11 @@ int ust_listen(int fd, int backlog)
         errno = EINVAL;
         return -1;
     }
-    if (sk->state == SS_NEW) {   /* Linux binds an ephemeral port */
-        struct sockaddr_in any = {.sin_family = AF_INET};
-        if (tcp_bind(sk, &any) < 0)
+    if (sk->state == SS_NEW || !sk->local.sin_port) {   /* Linux binds an ephemeral port */
+        struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr = sk->local.sin_addr};
+        sk->flags &= (uint16_t)~SKF_NOPORT;
+        sk->state = SS_NEW;
+        if (tcp_bind(sk, &in) < 0)
             return -1;
     }
     if (backlog > 4096 || backlog < 0)

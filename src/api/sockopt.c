@@ -191,6 +191,23 @@ static int ipproto_tcp_set(struct usock *sk, int name, const void *val, socklen_
     return -1;
 }
 
+/* IP_BIND_ADDRESS_NO_PORT (Linux 4.2): bind() keeps the address only and
+ * connect() picks a port free for the whole 4-tuple, so a client holding
+ * many connections on several source addresses is not limited to one
+ * ephemeral range per host. */
+static int ipproto_ip_set(struct usock *sk, int name, const void *val, socklen_t len)
+{
+    int v;
+    if (name != IP_BIND_ADDRESS_NO_PORT) {
+        errno = ENOPROTOOPT;
+        return -1;
+    }
+    if (opt_int(val, len, &v) < 0)
+        return -1;
+    flag_set(sk, SKF_NOPORT, v != 0);
+    return 0;
+}
+
 int ust_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
     if (fwd_is_foreign(fd))
@@ -200,6 +217,8 @@ int ust_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
         return -1;
     if (level == SOL_SOCKET)
         return sol_socket_set(sk, name, val, len);
+    if (level == IPPROTO_IP)
+        return ipproto_ip_set(sk, name, val, len);
     if (level == IPPROTO_TCP && sk->type == SOCK_STREAM)
         return ipproto_tcp_set(sk, name, val, len);
     errno = ENOPROTOOPT;
@@ -326,6 +345,8 @@ int ust_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
     }
     if (level == SOL_SOCKET)
         return sol_socket_get(sk, name, val, len);
+    if (level == IPPROTO_IP && name == IP_BIND_ADDRESS_NO_PORT)
+        return opt_put_int(val, len, !!(sk->flags & SKF_NOPORT));
     if (level == IPPROTO_TCP && sk->type == SOCK_STREAM)
         return ipproto_tcp_get(sk, name, val, len);
     errno = ENOPROTOOPT;

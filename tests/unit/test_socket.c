@@ -272,6 +272,53 @@ TEST(bind_errors)
     CHECK_EQ(sfx_close(&f), 0);
 }
 
+/* IP_BIND_ADDRESS_NO_PORT: bind() keeps the address, connect() picks a
+ * port for the 4-tuple; listen() on such a socket still gets a port. */
+TEST(bind_address_no_port)
+{
+    int l, c, s;
+    struct sockfx f;
+    open_pair(HARNESS_PASS, &f, &l, &c, &s);
+    CHECK_OK();
+    sfx_use(f.cli);
+    int one = 1, v = 0;
+    socklen_t vl = sizeof(v);
+    struct sockaddr_in src = sfx_addr(SFX_CLI_IP, 0), to = sfx_addr(SFX_SRV_IP, PORT), got;
+    int fds[2];
+    uint16_t ports[2];
+    for (int i = 0; i < 2; i++) {
+        fds[i] = ust_socket(AF_INET, SOCK_STREAM, 0);
+        CHECK_EQ(ust_setsockopt(fds[i], IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)), 0);
+        CHECK_EQ(ust_getsockopt(fds[i], IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &v, &vl), 0);
+        CHECK_EQ(v, 1);
+        CHECK_EQ(ust_bind(fds[i], SA(&src), sizeof(src)), 0);
+        socklen_t gl = sizeof(got);
+        CHECK_EQ(ust_getsockname(fds[i], SA(&got), &gl), 0);
+        CHECK_EQ(got.sin_port, 0);   /* no port yet */
+        CHECK_EQ(ust_bind(fds[i], SA(&src), sizeof(src)), -1);
+        CHECK_EQ(errno, EINVAL);
+    }
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(ust_connect(fds[i], SA(&to), sizeof(to)), 0);
+        socklen_t gl = sizeof(got);
+        CHECK_EQ(ust_getsockname(fds[i], SA(&got), &gl), 0);
+        CHECK_EQ(got.sin_addr.s_addr, src.sin_addr.s_addr);
+        ports[i] = ntohs(got.sin_port);
+        CHECK(ports[i] != 0);
+    }
+    CHECK(ports[0] != ports[1]);
+    int ln = ust_socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_EQ(ust_setsockopt(ln, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)), 0);
+    CHECK_EQ(ust_bind(ln, SA(&src), sizeof(src)), 0);
+    CHECK_EQ(ust_listen(ln, 4), 0);
+    socklen_t gl = sizeof(got);
+    CHECK_EQ(ust_getsockname(ln, SA(&got), &gl), 0);
+    CHECK(ntohs(got.sin_port) != 0);
+    CHECK_EQ(ust_setsockopt(ln, IPPROTO_IP, IP_TOS, &one, sizeof(one)), -1);
+    CHECK_EQ(errno, ENOPROTOOPT);
+    CHECK_EQ(sfx_close(&f), 0);
+}
+
 TEST(unconnected_errors)
 {
     struct sockfx f;
