@@ -201,8 +201,12 @@ static void stack_receive(struct ust_stack *s)
     if (!n)
         return;
     s->did_work = 1;
+    for (uint16_t i = 0; i < n && i < STACK_PREFETCH; i++)
+        pkt_prefetch(burst[i]);
     for (uint16_t i = 0; i < n; i++) {
         struct pkt *p = burst[i];
+        if (i + STACK_PREFETCH < n)
+            pkt_prefetch(burst[i + STACK_PREFETCH]);
         if (pcap_enabled(&s->pcap) && pcap_write(&s->pcap, pkt_data(p), p->len, s->now) < 0)
             CTR_INC(&s->ctr, pcap_errors);
         if (s->wk && workers_steer_frame(s, p))

@@ -59,6 +59,10 @@ struct pkt *pkt_alloc(struct pkt_pool *pool)
         return NULL;
     pool->free_list = p->next;
     pool->avail--;
+    /* The next buffer out will get headers written just below the
+     * headroom: start fetching those lines for writing now. */
+    if (pool->free_list)
+        __builtin_prefetch(pool->free_list->buf + PKT_HEADROOM - 64, 1);
     p->next = NULL;
     p->refcnt = 1;
     p->stamp = 0;

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/hash.h"
+
 union ip_addr {
     uint8_t b[16];
     uint32_t w[4];
@@ -45,6 +47,18 @@ static inline int tuple_eq(const struct tcp_tuple *a, const struct tcp_tuple *b)
 {
     return a->lport == b->lport && a->rport == b->rport && addr_eq(&a->laddr, &b->laddr) &&
            addr_eq(&a->raddr, &b->raddr);
+}
+
+/* Bucket hash of a 4-tuple for the connection and TIME-WAIT tables: the
+ * keyed multiply-fold (core/hash.h), cheap enough for every segment and
+ * every port tried by connect, keyed so a peer cannot aim at one bucket. */
+static inline uint32_t tuple_hash_keyed(const struct hash_key *key, const struct tcp_tuple *t)
+{
+    uint64_t w[5];
+    memcpy(w, &t->laddr, 16);
+    memcpy(w + 2, &t->raddr, 16);
+    w[4] = (uint64_t)t->lport | (uint64_t)t->rport << 16;
+    return (uint32_t)hash_words_keyed(key, w, 5);
 }
 
 #endif

@@ -20,6 +20,7 @@
 #include "udp/udp.h"
 
 #define STACK_BURST 64
+#define STACK_PREFETCH 4   /* frames of a burst whose headers are fetched ahead */
 #define STACK_TXQ 256
 
 struct wk_node;

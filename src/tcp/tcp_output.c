@@ -46,7 +46,12 @@ uint16_t tcp_window_to_advertise(struct tcb *t)
     uint32_t wnd = (edge - t->rcv_nxt) >> t->rcv_wscale;
     if (wnd > 65535)
         wnd = 65535;
-    t->rcv_adv = t->rcv_nxt + (wnd << t->rcv_wscale);
+    /* The scaled window is rounded down, so it can end short of an edge
+     * offered before: keep accepting up to that edge (RFC 7323 2.4; RFC
+     * 9293 3.8.6.2.2: the receiver must not shrink the window). */
+    uint32_t adv = t->rcv_nxt + (wnd << t->rcv_wscale);
+    if (seq_gt(adv, t->rcv_adv) || seq_lt(t->rcv_adv, t->rcv_nxt))
+        t->rcv_adv = adv;
     return (uint16_t)wnd;
 }
 

@@ -8,6 +8,10 @@
 
 #define RACK_PERSIST_RECOVERIES 16   /* RFC 8985 6.2 step 4 */
 #define TLP_NO_SRTT_PTO_US 1000000u  /* RFC 8985 7.2: 1 s without an SRTT */
+/* A floor under 2*SRTT: on a path of microseconds (a shared-memory wire) a
+ * peer that is merely descheduled for a moment would draw a probe per
+ * flight. 2 ms is Linux's (two jiffies at HZ=1000, TCP_TIMEOUT_MIN). */
+#define TLP_MIN_PTO_US 2000u
 
 void rack_init(struct tcp_rack *r)
 {
@@ -157,6 +161,8 @@ uint32_t tlp_pto_us(uint32_t srtt_us, uint32_t flight_segs, uint32_t max_ack_del
          * No flight at all is treated the same (the longer, safer PTO). */
         if (flight_segs <= 1)
             pto += max_ack_delay_us;
+        if (pto < TLP_MIN_PTO_US)
+            pto = TLP_MIN_PTO_US;
     }
     /* RFC 8985 7.2: "if the RTO timer would fire earlier, use it". 0 = none. */
     if (rto_us && pto > rto_us)

@@ -14,18 +14,9 @@
 
 /* Per segment: the cheap keyed hash (core/hash.h), not SipHash; the key
  * still keeps remote senders from aiming tuples at one bucket. */
-static uint32_t tuple_hash(const struct ust_stack *s, const struct tcp_tuple *t)
-{
-    uint64_t w[5];
-    memcpy(w, &t->laddr, 16);
-    memcpy(w + 2, &t->raddr, 16);
-    w[4] = (uint64_t)t->lport | (uint64_t)t->rport << 16;
-    return (uint32_t)hash_words_keyed(&s->key, w, 5);
-}
-
 static struct tcb **tcb_bucket(struct ust_stack *s, const struct tcp_tuple *t)
 {
-    return &s->tcp.buckets[tuple_hash(s, t) & s->tcp.mask];
+    return &s->tcp.buckets[tuple_hash_keyed(&s->key, t) & s->tcp.mask];
 }
 
 int tcp_tables_init(struct ust_stack *s, uint32_t max_conns)
@@ -191,9 +182,9 @@ int tcp_pick_port(struct ust_stack *s, struct tcp_tuple *t, uint32_t *iss_floor)
     uint32_t range = TCP_EPHEMERAL_HI - TCP_EPHEMERAL_LO + 1;
     uint16_t first = tcp_port_candidate(&s->key, &t->laddr, &t->raddr, t->rport, s->tcp.port_counter,
                                         TCP_EPHEMERAL_LO, TCP_EPHEMERAL_HI);
-    uint32_t offset = (uint32_t)(first - TCP_EPHEMERAL_LO);
-    for (uint32_t i = 0; i < range; i++) {
-        t->lport = (uint16_t)(TCP_EPHEMERAL_LO + (offset + i) % range);
+    uint32_t port = first;
+    for (uint32_t i = 0; i < range; i++, port = port == TCP_EPHEMERAL_HI ? TCP_EPHEMERAL_LO : port + 1) {
+        t->lport = (uint16_t)port;
         if ((!s->wk || workers_port_is_mine(s, t)) && tcp_tuple_free(s, t, iss_floor)) {
             s->tcp.port_counter += i + 1;
             return 0;

@@ -19,17 +19,9 @@ static uint32_t tw_bucket_count(uint32_t max)
     return n;
 }
 
-/* Fixed byte layout of the tuple, so padding never reaches the hash. */
 static uint32_t tw_hash(const struct tcp_tw_table *t, const struct tcp_tuple *tuple)
 {
-    uint8_t b[36];
-    memcpy(b, tuple->laddr.b, 16);
-    memcpy(b + 16, tuple->raddr.b, 16);
-    b[32] = (uint8_t)(tuple->lport >> 8);
-    b[33] = (uint8_t)tuple->lport;
-    b[34] = (uint8_t)(tuple->rport >> 8);
-    b[35] = (uint8_t)tuple->rport;
-    return (uint32_t)siphash24(&t->key, b, sizeof(b)) & t->mask;
+    return tuple_hash_keyed(&t->key, tuple) & t->mask;
 }
 
 int tw_init(struct tcp_tw_table *t, uint32_t max, uint64_t duration_ns)

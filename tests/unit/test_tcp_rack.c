@@ -298,6 +298,8 @@ TEST(tlp_pto_values)
     CHECK_EQ(tlp_pto_us(100000, 1, 200000, 300000), 300000);
     CHECK_EQ(tlp_pto_us(0, 2, 200000, 200000), 200000);
     CHECK_EQ(tlp_pto_us(UINT32_MAX, 2, 200000, 0), UINT32_MAX);  /* no overflow */
+    CHECK_EQ(tlp_pto_us(20, 4, 200000, 1000000), 2000);           /* 2 ms floor */
+    CHECK_EQ(tlp_pto_us(20, 4, 200000, 1000), 1000);              /* RTO still caps */
 }
 
 HARNESS_MAIN()
