@@ -68,6 +68,7 @@ enum tcp_state {
 #define TF_CC_UNDO_OK   0x00400000u   /* the last reduction may be undone     */
 #define TF_SND_BLOCKED  0x00800000u   /* send hit a full buffer: tell WRITABLE */
 #define TF_LISTEN_GONE  0x01000000u   /* listener closed, children draining   */
+#define TF_SB_MARKS     0x02000000u   /* a sent segment may be SACKED/LOST/RETRANS */
 
 /* Logical timers multiplexed on one wheel timer per TCB. */
 enum tcp_timer_kind {

@@ -315,6 +315,8 @@ static uint32_t tcp_clean_acked(struct tcb *t, uint32_t ack, struct pkt **newest
         freed += cut;
     }
     t->snd_queued -= freed;
+    if (t->sndq.head == t->snd_unsent)
+        t->flags &= ~TF_SB_MARKS;   /* nothing sent is left: a clean scoreboard */
     return freed;
 }
 
@@ -351,6 +353,7 @@ static int tcp_update_window(struct tcb *t, const struct seg_in *in)
 /* Mark seg (or, with all, every sent un-SACKed segment from seg on) lost. */
 void tcp_mark_lost_from(struct tcb *t, struct pkt *seg, int all)
 {
+    t->flags |= TF_SB_MARKS;
     for (; seg && seg != t->snd_unsent; seg = seg->next) {
         if (!(seg->flags & TSEG_SACKED))
             seg->flags |= TSEG_LOST;
@@ -397,18 +400,21 @@ static int tcp_detect_losses(struct tcb *t, int dupack)
     uint32_t lost = 0;
     uint64_t timer_at = 0;
     int sacked3 = 0;
-    if (t->flags & TF_SACK_OK) {
+    /* Without marks nothing is SACKed and the send order is the sequence
+     * order, so neither DupThresh nor RACK can find a loss: skip the walks. */
+    int marks = (t->flags & TF_SB_MARKS) != 0;
+    if ((t->flags & TF_SACK_OK) && marks) {
         lost += sack_mark_lost_dupthresh(&t->sndq, t->snd_nxt, t->mss);
         sacked3 = tcp_sacked_segs(t) >= TCP_DUPTHRESH;
-    } else if (dupack && t->dupacks == TCP_DUPTHRESH && t->sndq.head && t->sndq.head != t->snd_unsent &&
-               seq_gt(t->snd_una, t->recover - 1)) {
+    } else if (!(t->flags & TF_SACK_OK) && dupack && t->dupacks == TCP_DUPTHRESH && t->sndq.head &&
+               t->sndq.head != t->snd_unsent && seq_gt(t->snd_una, t->recover - 1)) {
         /* RFC 6582 3.2 step 2: three duplicates outside a recovery episode. */
         tcp_mark_lost_from(t, t->sndq.head, 0);
         lost++;
     }
     uint32_t reo = rack_reo_wnd_us(&t->rack, t->rtt.min_rtt_us, t->rtt.srtt_us, (t->flags & TF_IN_RECOVERY) != 0,
                                    sacked3);
-    uint32_t rack_lost = rack_detect_loss(&t->rack, &t->sndq, s->now, reo, &timer_at);
+    uint32_t rack_lost = marks ? rack_detect_loss(&t->rack, &t->sndq, s->now, reo, &timer_at) : 0;
     CTR_ADD(&s->ctr, tcp_rack_lost, rack_lost);
     lost += rack_lost;
     if (timer_at)
@@ -550,6 +556,8 @@ static int tcp_ack_step(struct tcb *t, struct seg_in *in)
     struct sack_result sr = {0};
     if ((t->flags & TF_SACK_OK) && h->opt.sack_count) {
         sack_mark(&t->sndq, t->snd_una, t->snd_nxt, h->opt.sack, h->opt.sack_count, &t->rack, s->now, &sr);
+        if (sr.newly_sacked)
+            t->flags |= TF_SB_MARKS;
         if (sr.dsack) {
             CTR_INC(&s->ctr, tcp_dsack_rx);
             rack_on_dsack(&t->rack, t->snd_una, t->snd_nxt);

@@ -19,6 +19,10 @@ uint32_t tcp_flight(const struct tcb *t)
 {
     if (t->snd_nxt == t->snd_una)
         return 0;
+    /* No segment marked: everything sent and not acknowledged is in flight,
+     * and the walk below would add up exactly that (the SYN excepted). */
+    if (!(t->flags & TF_SB_MARKS))
+        return t->snd_nxt - t->snd_una - (t->snd_una == t->iss ? 1u : 0u);
     uint32_t fin = (t->flags & TF_FIN_SENT) ? 1 : 0;
     return sack_pipe(&t->sndq, t->snd_nxt) + fin;
 }
@@ -234,6 +238,7 @@ int tcp_retransmit_seg(struct tcb *t, struct pkt *seg, uint32_t max_len)
     if (rc < 0)
         return rc;
     seg->flags = (uint16_t)((seg->flags & ~TSEG_LOST) | TSEG_RETRANS);
+    t->flags |= TF_SB_MARKS;
     seg->stamp = t->stack->now;
     CTR_INC(&t->stack->ctr, tcp_retransmits);
     return 0;
