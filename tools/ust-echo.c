@@ -221,9 +221,6 @@ static int echo_setup(struct ust_stack *s, int worker, void *arg)
         fprintf(stderr, "ust-echo: worker %d: listen on port %d: %s\n", worker, o->port, strerror(errno));
         return -1;
     }
-    if (worker == 0)
-        fprintf(stderr, "ust-echo: serving TCP port %d (%d worker%s)\n", o->port, ust_stack_workers(s),
-                ust_stack_workers(s) > 1 ? "s" : "");
     return 0;
 }
 
@@ -232,7 +229,12 @@ static void echo_loop(struct ust_stack *s, int worker, void *arg, volatile sig_a
     struct echo_opts *o = arg;
     struct echo_worker *w = &o->workers[worker];
     struct epoll_event ev[EVENTS_MAX];
-    (void)s;
+    /* Said here, not in setup: the loops start only once every worker has
+     * made its stack, so every queue is served (afxdp: a queue without its
+     * socket yet passes ustack's frames to the kernel). */
+    if (worker == 0)
+        fprintf(stderr, "ust-echo: serving TCP port %d (%d worker%s)\n", o->port, ust_stack_workers(s),
+                ust_stack_workers(s) > 1 ? "s" : "");
     while (!*stop) {
         int n = ust_epoll_wait(w->ep, ev, EVENTS_MAX, WAIT_MS);
         for (int i = 0; i < n; i++) {

@@ -9,17 +9,15 @@ netns_require_root
 BIN=${UST_BUILD:-$NETNS_ROOT/build}/bin
 [ -x "$BIN/ust-httpd" ] || { echo "SKIP: $BIN/ust-httpd not built"; exit 77; }
 command -v wrk >/dev/null && command -v curl >/dev/null || { echo "SKIP: wrk or curl missing"; exit 77; }
-netns_install_trap
+netns_setup_pair hw 2
+case $? in
+0) ;;
+2) echo "SKIP: cannot make a 2-queue veth"; exit 77 ;;
+*) exit 1 ;;
+esac
 netns_tmpdir || exit 1
-KNS="hw$$k" UNS="hw$$u" KIF="h$$k" UIF="h$$u" KIP=10.81.0.1 UIP=10.81.0.2
-netns_add "$KNS" && netns_add "$UNS" || exit 1
-if ! ip link add "$KIF" netns "$KNS" numrxqueues 2 numtxqueues 2 type veth \
-        peer name "$UIF" netns "$UNS" numrxqueues 2 numtxqueues 2; then
-    echo "SKIP: cannot make a 2-queue veth"
-    exit 77
-fi
-netns_offloads_off "$KNS" "$KIF" && netns_offloads_off "$UNS" "$UIF" || exit 1
-ip -n "$KNS" link set "$KIF" up && ip -n "$UNS" link set "$UIF" up || exit 1
+KNS=$NETNS_A UNS=$NETNS_B KIF=$NETNS_IF_A UIF=$NETNS_IF_B
+KIP=10.81.0.1 UIP=10.81.0.2
 ip -n "$KNS" addr add "$KIP/24" dev "$KIF" || exit 1
 LOG=$NETNS_TMP/httpd.log
 ip netns exec "$UNS" "$BIN/ust-httpd" --dev "afpacket:$UIF" --ip "$UIP/24" --workers 2 --size 1000 --stats \

@@ -13,17 +13,15 @@ netns_require_root
 [ -x /usr/bin/python3 ] || { echo "SKIP: /usr/bin/python3 missing"; exit 77; }
 TCP_PCAP=0
 
-netns_install_trap
+netns_setup_pair wk 2
+case $? in
+0) ;;
+2) echo "SKIP: cannot make a 2-queue veth"; exit 77 ;;
+*) exit 1 ;;
+esac
 netns_tmpdir || exit 1
-KNS="wk$$k" UNS="wk$$u" KIF="w$$k" UIF="w$$u" KIP=10.79.0.1 UIP=10.79.0.2
-netns_add "$KNS" && netns_add "$UNS" || exit 1
-if ! ip link add "$KIF" netns "$KNS" numrxqueues 2 numtxqueues 2 type veth \
-        peer name "$UIF" netns "$UNS" numrxqueues 2 numtxqueues 2; then
-    echo "SKIP: cannot make a 2-queue veth"
-    exit 77
-fi
-netns_offloads_off "$KNS" "$KIF" && netns_offloads_off "$UNS" "$UIF" || exit 1
-ip -n "$KNS" link set "$KIF" up && ip -n "$UNS" link set "$UIF" up || exit 1
+KNS=$NETNS_A UNS=$NETNS_B KIF=$NETNS_IF_A UIF=$NETNS_IF_B
+KIP=10.79.0.1 UIP=10.79.0.2
 ip -n "$KNS" addr add "$KIP/24" dev "$KIF" || exit 1
 
 CONNS=${WORKERS_CONNS:-200}

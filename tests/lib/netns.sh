@@ -82,8 +82,10 @@ netns_offloads_off() {
 # netns_veth NS1 IF1 NS2 IF2: a veth pair made directly inside the two
 # namespaces, offloads off, both ends up.
 netns_veth() {
-    ip link add "$2" netns "$1" type veth peer name "$4" netns "$3" || {
-        netns_log "cannot create veth $2/$4"; return 1; }
+    local q=()
+    [ -n "${5:-}" ] && q=(numrxqueues "$5" numtxqueues "$5")
+    ip link add "$2" netns "$1" "${q[@]}" type veth peer name "$4" netns "$3" "${q[@]}" || {
+        netns_log "cannot create veth $2/$4 ${q[*]}"; return 2; }
     netns_offloads_off "$1" "$2" || return 1
     netns_offloads_off "$3" "$4" || return 1
     ip -n "$1" link set "$2" up && ip -n "$3" link set "$4" up
@@ -94,8 +96,10 @@ netns_mac() {
     ip -n "$1" -o link show "$2" | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p'
 }
 
-# netns_setup_pair PREFIX: namespaces $NETNS_A and $NETNS_B joined by a veth
-# pair $NETNS_IF_A <-> $NETNS_IF_B (up, offloads off, no addresses).
+# netns_setup_pair PREFIX [QUEUES]: namespaces $NETNS_A and $NETNS_B joined
+# by a veth pair $NETNS_IF_A <-> $NETNS_IF_B (up, offloads off, no
+# addresses), with QUEUES rx and tx queues each way when given. Returns 2
+# when the veth itself cannot be made (e.g. no multi-queue veth: a skip).
 netns_setup_pair() {
     local p="${1:-ust}"
     netns_install_trap
@@ -103,8 +107,8 @@ netns_setup_pair() {
     NETNS_B="${p}$$b"
     NETNS_IF_A="v$$a"
     NETNS_IF_B="v$$b"
-    netns_add "$NETNS_A" && netns_add "$NETNS_B" &&
-        netns_veth "$NETNS_A" "$NETNS_IF_A" "$NETNS_B" "$NETNS_IF_B" || return 1
+    netns_add "$NETNS_A" && netns_add "$NETNS_B" || return 1
+    netns_veth "$NETNS_A" "$NETNS_IF_A" "$NETNS_B" "$NETNS_IF_B" "${2:-}" || return
     NETNS_MAC_A=$(netns_mac "$NETNS_A" "$NETNS_IF_A")
     NETNS_MAC_B=$(netns_mac "$NETNS_B" "$NETNS_IF_B")
 }

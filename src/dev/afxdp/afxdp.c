@@ -3,48 +3,61 @@
  *                [,steer=addrs|all][,queues=N]"
  *
  * +--------------------------------------------------------------------------+
- * | Memory: the UMEM is the stack's packet pool. pool_mem() maps the pool's |
- * | data area here and start() registers it as the UMEM with one chunk per  |
- * | pool buffer (chunk size = the pool's room, 2 or 4 KiB, aligned chunks), |
- * | so a frame's UMEM address is index * room + offset, and back.           |
- * |  - Receive: pool buffers are posted to the fill ring; an RX descriptor  |
- * |    names the chunk, whose struct pkt goes to the stack as it is (offset |
- * |    and length set, no copy). The fill ring is topped up in batches of   |
+ * | Memory: the UMEM is the stack's packet pool. pool_mem() maps the pool's  |
+ * | data area here and start() registers it as the UMEM with one chunk per   |
+ * | pool buffer (chunk size = the pool's room, 2 or 4 KiB, aligned chunks),  |
+ * | so a frame's UMEM address is index * room + offset, and back.            |
+ * |  - Receive: pool buffers are posted to the fill ring; an RX descriptor   |
+ * |    names the chunk, whose struct pkt goes to the stack as it is (offset  |
+ * |    and length set, no copy). The fill ring is topped up in batches of    |
  * |    AFX_FILL_BATCH back to fill_target (half the pool, at most the ring). |
- * |  - Transmit: a descriptor points at the pkt's own bytes; the pkt is     |
- * |    freed when its address comes back on the completion ring. A frame    |
- * |    from another pool (the stack's 64 KiB pool) is copied into a pool    |
- * |    buffer first. The TX ring full: the rest of the burst is dropped.    |
- * |  - need_wakeup (XDP_USE_NEED_WAKEUP): the kernel is kicked (sendto /    |
- * |    recvfrom) only when it asks for it, so a busy ring costs no syscall. |
- * |  - "Copy mode" (zerocopy=no, or no driver support) means the KERNEL     |
- * |    copies between its buffers and the UMEM; ustack copies nothing in    |
- * |    either mode. zerocopy unset: try zero copy, fall back to copy with a |
- * |    message; zerocopy=yes: fail without it.                              |
+ * |  - Transmit: a descriptor points at the pkt's own bytes; the pkt is      |
+ * |    freed when its address comes back on the completion ring. A frame     |
+ * |    from another pool (the stack's 64 KiB pool) is copied into a pool     |
+ * |    buffer first. The TX ring full: the rest of the burst is dropped.     |
+ * |  - need_wakeup (XDP_USE_NEED_WAKEUP): the kernel is kicked (sendto /     |
+ * |    recvfrom) only when it asks for it, so a busy ring costs no syscall.  |
+ * |    In copy mode it always asks on TX, and one sendto sends at most 32    |
+ * |    frames (EAGAIN: more left), so a kick repeats while the ring drains.  |
+ * |  - "Copy mode" (zerocopy=no, or no driver support) means the KERNEL      |
+ * |    copies between its buffers and the UMEM; ustack copies nothing in     |
+ * |    either mode. zerocopy unset: try zero copy, fall back to copy with a  |
+ * |    message; zerocopy=yes: fail without it.                               |
  * |                                                                          |
- * | Steering (src/dev/afxdp/prog.c): ustack's own XDP program, attached    |
- * | once per interface and process (a registry counts the queues using it), |
- * | redirects to the queue's socket only IPv4 to ustack's addresses and ARP |
- * | asking for them (steer=addrs, the default), so the kernel keeps the     |
- * | interface's other traffic, its own addresses included. The addresses   |
- * | come from the stack through ops->addrs_set after start: a BPF hash map. |
- * | steer=all gives the whole queue to ustack. The program is attached with |
+ * | Steering (src/dev/afxdp/prog.c): ustack's own XDP program, attached      |
+ * | once per interface and process (a registry counts the queues using it),  |
+ * | redirects to the queue's socket only IPv4 to ustack's addresses and ARP  |
+ * | asking for them (steer=addrs, the default), so the kernel keeps the      |
+ * | interface's other traffic, its own addresses included. The addresses     |
+ * | come from the stack through ops->addrs_set after start: a BPF hash map.  |
+ * | steer=all gives the whole queue to ustack. The program is attached with  |
  * | bpf_xdp_attach() in one mode (mode=native: driver; generic: skb; unset:  |
- * | native, else generic), not through libxdp's dispatcher, which needs     |
- * | freplace support this project cannot count on; it is detached on close |
- * | (SIGINT/SIGTERM reach here through ust_stack_destroy). A stale          |
- * | "ustack_xdp" program left by a killed process is replaced with a note; |
- * | anyone else's program makes open fail.                                  |
+ * | native, else generic), not through libxdp's dispatcher, which needs      |
+ * | freplace support this project cannot count on; it is detached on close   |
+ * | (SIGINT/SIGTERM reach here through ust_stack_destroy). A stale           |
+ * | "ustack_xdp" program left by a killed process is replaced with a note;   |
+ * | anyone else's program makes open fail.                                   |
  * |                                                                          |
- * | Facts of this kernel (6.18, veth): native and generic XDP work in copy |
- * | mode; zero copy answers EOPNOTSUPP; a queue without a socket passes its |
- * | frames to the kernel; binding right after a close may give EBUSY for a |
- * | moment (retried for up to a second). There is no checksum metadata:     |
- * | the peer must fill in its checksums (offloads off), as on a real wire.  |
+ * | Several workers (queue=I,queues=N from ust_workers_run): worker I binds  |
+ * | a socket to queue I and enters it at XSKMAP[I]; the first opens the      |
+ * | program, the last to close detaches it. The NIC's RSS (a veth: the       |
+ * | sender's TX queue) picks the queue, not ustack's hash, so the workers    |
+ * | hand frames of flows they do not own over (src/api/workers.c). A queue   |
+ * | the interface lacks fails at open (ETHTOOL_GCHANNELS), not at bind.      |
+ * |                                                                          |
+ * | Facts of this kernel (6.18, veth): native and generic XDP work in copy   |
+ * | mode; zero copy answers EOPNOTSUPP; a queue without a socket passes its  |
+ * | frames to the kernel; binding right after a close may give EBUSY for a   |
+ * | moment (retried for up to a second). There is no checksum metadata:      |
+ * | the peer must fill in its checksums (offloads off), as on a real wire.   |
+ * | Multi-queue veth: native XDP sees the frame on the queue numbered like   |
+ * | the sender's TX queue; generic XDP sees queue 0 for every frame, so      |
+ * | there worker 0 receives all and hands the rest over                      |
+ * | (tests/interop/afxdp_workers.sh).                                        |
  * |                                                                          |
  * | Statistics: XDP_STATISTICS, read every 100 ms: rx_dropped + rx_ring_full |
- * | -> dev_kernel_drops, rx_fill_ring_empty_descs -> dev_xdp_fill_empty,    |
- * | rx/tx_invalid_descs -> dev_xdp_invalid_descs.                           |
+ * | -> dev_kernel_drops, rx_fill_ring_empty_descs -> dev_xdp_fill_empty,     |
+ * | rx/tx_invalid_descs -> dev_xdp_invalid_descs.                            |
  * +--------------------------------------------------------------------------+
  *
  * Every descriptor the kernel hands back is checked (address inside the
@@ -57,14 +70,17 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <linux/ethtool.h>
 #include <linux/if_ether.h>
 #include <linux/if_link.h>
 #include <linux/if_xdp.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -75,6 +91,7 @@
 #define AFX_FILL_BATCH    32u       /* refill once this many are missing     */
 #define AFX_REFILL_MAX    256u      /* buffers posted per refill call        */
 #define AFX_TX_CHUNK      64u
+#define AFX_KICK_MAX      (AFX_RING / 32u) /* sendto()s per TX kick, copy mode */
 #define AFX_MAX_QUEUES    64u
 #define AFX_MAX_ADDRS     64u       /* entries of the address map            */
 #define AFX_MAX_IFACES    8u        /* interfaces with our program, per process */
@@ -365,6 +382,33 @@ static int afx_read_link(struct dev *d, struct afx *a)
     return 0;
 }
 
+/* The interface's receive queues (ETHTOOL_GCHANNELS: rx-only plus combined
+ * channels), or 0 when the driver does not say. */
+static unsigned afx_rx_queues(const struct afx *a)
+{
+    struct ethtool_channels ch = {.cmd = ETHTOOL_GCHANNELS};
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    strcpy(ifr.ifr_name, a->ifname);
+    ifr.ifr_data = (char *)&ch;
+    if (ioctl(a->ctl_fd, SIOCETHTOOL, &ifr) != 0)
+        return 0;
+    return ch.rx_count + ch.combined_count;
+}
+
+/* A queue the interface does not have would only fail later at bind with a
+ * bare EINVAL (typically --workers N beyond the NIC's channels). */
+static int afx_check_queue(const struct afx *a)
+{
+    unsigned n = afx_rx_queues(a);
+    if (n == 0 || a->queue < n)
+        return 0;
+    fprintf(stderr, "afxdp: %s has %u receive queue%s, no queue %u: --workers N needs N queues "
+            "(ethtool -L %s combined N; a veth: numrxqueues N numtxqueues N)\n",
+            a->ifname, n, n == 1 ? "" : "s", a->queue, a->ifname);
+    return -1;
+}
+
 static int afx_open(struct dev *d, const char *args)
 {
     struct afx *a = calloc(1, sizeof(*a));
@@ -382,7 +426,7 @@ static int afx_open(struct dev *d, const char *args)
         afx_release(a);
         return -1;
     }
-    if (afx_read_link(d, a) || !(a->prog = afx_prog_get(a))) {
+    if (afx_read_link(d, a) || afx_check_queue(a) || !(a->prog = afx_prog_get(a))) {
         afx_release(a);
         return -1;
     }
@@ -534,12 +578,33 @@ static void afx_kick_rx(struct afx *a)
         (void)recvfrom(a->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
 }
 
-static void afx_kick_tx(struct afx *a)
+static void afx_complete(struct dev *d, struct afx *a);
+
+/* Free slots of the TX ring, read afresh (a full count means empty). */
+static uint32_t afx_tx_free(struct afx *a) { return xsk_prod_nb_free(&a->tx, AFX_RING); }
+
+/* In copy mode one sendto() sends only a small batch of the TX ring (32
+ * frames on Linux 6.x) and answers EAGAIN when more are left, so a burst
+ * larger than that needs several kicks, or the ring fills up and later
+ * frames are dropped. Kick again while the kernel says "more" and the ring
+ * keeps draining, at most AFX_KICK_MAX times: each call moves frames. A
+ * completion ring gone full also answers EAGAIN, so completions are taken
+ * between kicks. No progress, EBUSY, ENOBUFS, ENETDOWN: the device cannot
+ * take more now; the frames stay on the ring for the next kick (next burst
+ * or service). Zero copy: the first kick starts the driver, which drains
+ * the ring by itself. */
+static void afx_kick_tx(struct dev *d, struct afx *a)
 {
-    /* EAGAIN, EBUSY, ENOBUFS: the kernel is busy; frames stay on the ring
-     * and the next kick (next burst or service) sends them. */
-    if (xsk_ring_prod__needs_wakeup(&a->tx))
-        (void)sendto(a->fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
+    uint32_t before = afx_tx_free(a);
+    for (unsigned i = 0; i < AFX_KICK_MAX && xsk_ring_prod__needs_wakeup(&a->tx); i++) {
+        if (sendto(a->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0 || errno != EAGAIN)
+            return;
+        afx_complete(d, a);
+        uint32_t now = afx_tx_free(a);
+        if (now <= before || now == AFX_RING)   /* stuck, or all sent */
+            return;
+        before = now;
+    }
 }
 
 /* Top the fill ring up to fill_target, in batches. */
@@ -702,7 +767,7 @@ static uint16_t afx_tx_burst(struct dev *d, struct pkt **pkts, uint16_t n, uint6
         sent = (uint16_t)(sent + afx_tx_chunk(d, a, pkts + i, c));
     }
     if (sent)
-        afx_kick_tx(a);
+        afx_kick_tx(d, a);
     return sent;
 }
 
@@ -738,7 +803,7 @@ static uint64_t afx_service(struct dev *d, uint64_t now)
      * frames are sent, so buffers always come back. */
     afx_complete(d, a);
     if (a->tx_held)
-        afx_kick_tx(a);
+        afx_kick_tx(d, a);
     afx_refill(d, a);
     if (now < a->next_service)
         return a->tx_held ? now + AFX_STATS_PERIOD_NS / 100 : a->next_service;
