@@ -52,12 +52,7 @@ netns_require_root
 command -v socat >/dev/null || { echo "SKIP: socat missing"; exit 77; }
 TCP_PCAP=0
 
-netns_setup_pair xw 2
-case $? in
-0) ;;
-2) echo "SKIP: cannot make a 2-queue veth"; exit 77 ;;
-*) exit 1 ;;
-esac
+netns_setup_mq_pair xw
 netns_tmpdir || exit 1
 KNS=$NETNS_A UNS=$NETNS_B KIF=$NETNS_IF_A UIF=$NETNS_IF_B
 KIP=10.83.0.1 UIP=10.83.0.2 OWNIP=10.83.0.3   # OWNIP: the kernel's, on ustack's veth

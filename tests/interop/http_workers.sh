@@ -9,12 +9,7 @@ netns_require_root
 BIN=${UST_BUILD:-$NETNS_ROOT/build}/bin
 [ -x "$BIN/ust-httpd" ] || { echo "SKIP: $BIN/ust-httpd not built"; exit 77; }
 command -v wrk >/dev/null && command -v curl >/dev/null || { echo "SKIP: wrk or curl missing"; exit 77; }
-netns_setup_pair hw 2
-case $? in
-0) ;;
-2) echo "SKIP: cannot make a 2-queue veth"; exit 77 ;;
-*) exit 1 ;;
-esac
+netns_setup_mq_pair hw
 netns_tmpdir || exit 1
 KNS=$NETNS_A UNS=$NETNS_B KIF=$NETNS_IF_A UIF=$NETNS_IF_B
 KIP=10.81.0.1 UIP=10.81.0.2

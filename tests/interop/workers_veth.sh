@@ -13,12 +13,7 @@ netns_require_root
 [ -x /usr/bin/python3 ] || { echo "SKIP: /usr/bin/python3 missing"; exit 77; }
 TCP_PCAP=0
 
-netns_setup_pair wk 2
-case $? in
-0) ;;
-2) echo "SKIP: cannot make a 2-queue veth"; exit 77 ;;
-*) exit 1 ;;
-esac
+netns_setup_mq_pair wk
 netns_tmpdir || exit 1
 KNS=$NETNS_A UNS=$NETNS_B KIF=$NETNS_IF_A UIF=$NETNS_IF_B
 KIP=10.79.0.1 UIP=10.79.0.2

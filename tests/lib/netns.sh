@@ -113,6 +113,17 @@ netns_setup_pair() {
     NETNS_MAC_B=$(netns_mac "$NETNS_B" "$NETNS_IF_B")
 }
 
+# netns_setup_mq_pair PREFIX: netns_setup_pair with 2 queues each way; the
+# test is skipped (exit 77) where the kernel cannot make such a veth.
+netns_setup_mq_pair() {
+    netns_setup_pair "$1" 2
+    case $? in
+    0) return 0 ;;
+    2) echo "SKIP: cannot make a 2-queue veth"; exit 77 ;;
+    *) exit 1 ;;
+    esac
+}
+
 netns_impair_bin() {
     echo "${UST_IMPAIR:-${UST_BUILD:-$NETNS_ROOT/build}/bin/ust-impair}"
 }
