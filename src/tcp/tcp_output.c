@@ -129,10 +129,11 @@ static int tcp_send_segment(struct tcb *t, uint32_t seq, uint8_t flags, const st
         pkt_free(p);
         return -EMSGSIZE;
     }
-    if (len)
-        memcpy(h + hlen, pkt_data(seg) + off, len);
     uint32_t src = addr_v4(&t->tuple.laddr), dst = addr_v4(&t->tuple.raddr);
-    tcp_emit(&r, h, hlen + len, len, csum_pseudo_ipv4(src, dst, IPPROTO_TCP_, (uint16_t)(hlen + len)));
+    uint32_t sum = csum_pseudo_ipv4(src, dst, IPPROTO_TCP_, (uint16_t)(hlen + len));
+    if (len)   /* the payload is read once: copied and summed together */
+        sum = csum_copy(sum, h + hlen, pkt_data(seg) + off, len);
+    tcp_emit_summed(&r, h, hlen + len, len, sum);
     if (flags & TCP_ACK) {
         t->last_ack_sent = t->rcv_nxt;
         t->flags &= ~(TF_ACK_NOW | TF_DELACK);

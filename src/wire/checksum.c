@@ -95,6 +95,42 @@ uint32_t csum_add(uint32_t sum, const void *data, size_t len)
     return sum;
 }
 
+/* csum_sum_native's main loop with a store of every word it loads. */
+static uint64_t csum_copy_native(uint8_t *d, const uint8_t *s, size_t len)
+{
+    uint64_t a0 = 0, a1 = 0;
+    for (; len >= 32; s += 32, d += 32, len -= 32) {
+        uint64_t v0 = csum_load64(s), v1 = csum_load64(s + 8);
+        uint64_t v2 = csum_load64(s + 16), v3 = csum_load64(s + 24);
+        memcpy(d, &v0, 8);
+        memcpy(d + 8, &v1, 8);
+        memcpy(d + 16, &v2, 8);
+        memcpy(d + 24, &v3, 8);
+        a0 += (v0 & 0xffffffffu) + (v0 >> 32) + (v2 & 0xffffffffu) + (v2 >> 32);
+        a1 += (v1 & 0xffffffffu) + (v1 >> 32) + (v3 & 0xffffffffu) + (v3 >> 32);
+    }
+    memcpy(d, s, len);
+    return a0 + a1 + csum_sum_native(s, len);
+}
+
+uint32_t csum_copy(uint32_t sum, void *dst, const void *src, size_t len)
+{
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    while (len) {
+        size_t n = len < CSUM_CHUNK ? len : CSUM_CHUNK;
+        uint16_t part = csum_fold64(csum_copy_native(d, s, n));
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        part = (uint16_t)(part << 8 | part >> 8);
+#endif
+        sum = csum_add32(sum, part);
+        d += n;
+        s += n;
+        len -= n;
+    }
+    return sum;
+}
+
 uint16_t csum_fold(uint32_t sum)
 {
     return (uint16_t)~csum_fold64(sum);

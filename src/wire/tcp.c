@@ -235,6 +235,14 @@ static size_t tcp_write_opts(const struct tcp_opts *o, unsigned nsack, uint8_t *
 
 int tcp_emit(const struct tcp_repr *r, uint8_t *buf, size_t len, size_t payload_len, uint32_t pseudo)
 {
+    size_t hdr_len = TCP_HDR_LEN + tcp_opts_len_with(&r->opt, tcp_sack_fit(&r->opt));
+    if (len >= hdr_len && payload_len <= len - hdr_len)
+        pseudo = csum_add(pseudo, buf + hdr_len, payload_len);   /* even offset: sums alike */
+    return tcp_emit_summed(r, buf, len, payload_len, pseudo);
+}
+
+int tcp_emit_summed(const struct tcp_repr *r, uint8_t *buf, size_t len, size_t payload_len, uint32_t sum)
+{
     unsigned nsack = tcp_sack_fit(&r->opt);
     size_t hdr_len = TCP_HDR_LEN + tcp_opts_len_with(&r->opt, nsack);
 
@@ -250,6 +258,6 @@ int tcp_emit(const struct tcp_repr *r, uint8_t *buf, size_t len, size_t payload_
     wr16(buf + TCP_OFF_CSUM, 0);
     wr16(buf + TCP_OFF_URG, r->urg);
     tcp_write_opts(&r->opt, nsack, buf + TCP_HDR_LEN);
-    wr16(buf + TCP_OFF_CSUM, csum_fold(csum_add(pseudo, buf, hdr_len + payload_len)));
+    wr16(buf + TCP_OFF_CSUM, csum_fold(csum_add(sum, buf, hdr_len)));
     return (int)hdr_len;
 }

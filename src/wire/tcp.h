@@ -63,5 +63,9 @@ size_t tcp_opts_len(const struct tcp_opts *o);
  * segment whose payload_len bytes already sit right after the header, and the
  * checksum with `pseudo` (l4_len = header + payload). Returns the header length. */
 int tcp_emit(const struct tcp_repr *r, uint8_t *buf, size_t len, size_t payload_len, uint32_t pseudo);
+/* The same, with the payload already added to sum (pseudo header +
+ * payload, e.g. by csum_copy while it was copied in): only the header is
+ * summed here. */
+int tcp_emit_summed(const struct tcp_repr *r, uint8_t *buf, size_t len, size_t payload_len, uint32_t sum);
 
 #endif
