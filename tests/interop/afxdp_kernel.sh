@@ -9,6 +9,8 @@
 #     ustack's address and its ARP to the socket);
 #   - ust-echo: a 16 MiB TCP stream over 4 connections checked byte for byte
 #     by tcppeer.py, and a socat file round trip (SHA-256);
+#   - ust-httpd: curl (a 1 MiB body, sha256) and a 2 s wrk run from the
+#     kernel side, the kernel still answering its own address meanwhile;
 #   - after SIGTERM the XDP program is gone from the interface.
 # Prints UDP round trips/s (a kernel client, 64-byte datagrams, one at a
 # time) and TCP MB/s per mode.
@@ -18,7 +20,8 @@ netns_require_root
 . "$(dirname "$0")/../lib/tcp.sh"
 tcp_require_tools
 . "$(dirname "$0")/../lib/ustack.sh"
-[ -x "$UST_BIN/ust-udpecho" ] || { echo "SKIP: ust-udpecho not built"; exit 77; }
+[ -x "$UST_BIN/ust-udpecho" ] && [ -x "$UST_BIN/ust-httpd" ] || { echo "SKIP: ust-udpecho/ust-httpd not built"; exit 77; }
+for t in curl wrk socat; do command -v "$t" >/dev/null || { echo "SKIP: $t missing (scripts/deps.sh)"; exit 77; }; done
 netns_setup_pair xk || exit 1
 netns_tmpdir || exit 1
 KNS=$NETNS_A UNS=$NETNS_B KIF=$NETNS_IF_A UIF=$NETNS_IF_B
@@ -112,8 +115,47 @@ run_tcp_mode() {
     return "$rc"
 }
 
+# ust-httpd on afxdp: curl fetches a 1 MiB body (sha256 of the pattern
+# ust-httpd documents) and wrk runs 2 s with no errors, while the kernel keeps
+# answering its own address on the same interface.
+run_http_mode() {
+    local mode=$1 name=http_$1 rc=0 log=$NETNS_TMP/httpd.$1.log pid
+    ip netns exec "$UNS" "$UST_BIN/ust-httpd" --dev "afxdp:$UIF,mode=$mode" --ip "$UIP/24" --size 1048576 \
+        --stats >"$log" 2>&1 &
+    pid=$!
+    netns_track_pid "$pid"
+    local _
+    for _ in $(seq 1 50); do grep -q serving "$log" && break; sleep 0.1; done
+    local want got
+    want=$(/usr/bin/python3 -c 'import hashlib
+line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_\n"
+print(hashlib.sha256((line * 16384)[:1048576]).hexdigest())')
+    got=$(ip netns exec "$KNS" timeout 30 curl --noproxy '*' -sS --max-time 20 "http://$UIP/" | sha256sum | cut -d' ' -f1)
+    [ "$got" = "$want" ] || { echo "[$name] curl body sha256 $got, want $want" >&2; rc=1; }
+    ip netns exec "$KNS" timeout 20 wrk -t1 -c20 -d2s "http://$UIP/" >"$NETNS_TMP/wrk.$mode" 2>&1
+    local reqs
+    reqs=$(sed -n 's/^ *\([0-9][0-9]*\) requests in.*/\1/p' "$NETNS_TMP/wrk.$mode")
+    if [ "${reqs:-0}" -gt 0 ] && ! grep -q 'Socket errors\|Non-2xx' "$NETNS_TMP/wrk.$mode"; then
+        echo "[$name] wrk -c20 2 s, 1 MiB bodies: $reqs requests, $(sed -n 's/^Transfer\/sec: *//p' "$NETNS_TMP/wrk.$mode")/s"
+    else
+        echo "[$name] wrk failed:" >&2
+        cat "$NETNS_TMP/wrk.$mode" >&2
+        rc=1
+    fi
+    kernel_keeps_own "$mode" || rc=1
+    kill -TERM "$pid" 2>/dev/null
+    timeout 10 tail --pid="$pid" -f /dev/null || rc=1
+    wait "$pid" || rc=1
+    netns_untrack_pid "$pid"
+    grep -q '^httpd_resp_5xx 0$' "$log" || { echo "[$name] no clean exit or 5xx answered" >&2; tail -5 "$log" >&2; rc=1; }
+    ! xdp_attached "$UNS" "$UIF" || { echo "[$name] XDP program left attached after exit" >&2; rc=1; }
+    tcp_result "$name" "$rc"
+    return "$rc"
+}
+
 for mode in native generic; do
     if run_udp_mode "$mode"; then tcp_result "udp_$mode" 0; else tcp_result "udp_$mode" 1; fi
     run_tcp_mode "$mode"
+    run_http_mode "$mode"
 done
 tcp_finish
