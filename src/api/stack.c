@@ -39,12 +39,16 @@ void stack_flush(struct ust_stack *s)
     s->did_work = 1;
 }
 
+/* Frames go out in bursts of STACK_TX_EARLY while a loop turn is still
+ * producing: on a shared-memory wire the peer's core starts on the first
+ * ones instead of waiting for the whole turn (the two sides overlap rather
+ * than take turns). */
 void stack_xmit(struct ust_stack *s, struct pkt *p)
 {
-    if (s->txq_len == STACK_TXQ)
-        stack_flush(s);
     p->flags |= PKT_F_OUTGOING;
     s->txq[s->txq_len++] = p;
+    if (s->txq_len >= STACK_TX_EARLY)
+        stack_flush(s);
 }
 
 static void stack_pick_mac(struct ust_stack *s)

@@ -22,6 +22,7 @@
 #define STACK_BURST 64
 #define STACK_PREFETCH 4   /* frames of a burst whose headers are fetched ahead */
 #define STACK_TXQ 256
+#define STACK_TX_EARLY 32   /* flush the TX queue at this many frames */
 
 struct wk_node;
 
