@@ -130,8 +130,8 @@ if want crr; then
 fi
 if want stream; then
     K[stream]=$(run kernel stream "")
-    U[stream]=$(run ustack stream "--mtu 9000" --mtu 9000)
-    NOTE[stream]="memif MTU 9000, loopback 65536"
+    U[stream]=$(run ustack stream "--mtu 65000" --mtu 65000)
+    NOTE[stream]="memif MTU 65000, loopback 65536"
     if [ -z "${U[stream]}" ]; then
         U[stream]=$(run ustack stream "")
         NOTE[stream]="memif MTU 1500, loopback 65536"

@@ -1057,13 +1057,15 @@ static void client_report(struct client *cl)
                                 (unsigned long long)cl->exhausted);
     double value = client_value(cl, secs);
     const char *unit = workload_units[b->o.w];
-    printf("%s %s: %.10g %s (conns %u size %u depth %u, %.2f s, errors %llu)\n", b->x->name,
-           workload_names[b->o.w], value, unit, cl->n, b->o.size, b->o.depth, secs,
+    char vbuf[32];   /* large rates as integers, small ones with 4 significant digits */
+    snprintf(vbuf, sizeof(vbuf), value >= 1000 ? "%.0f" : "%.4g", value);
+    printf("%s %s: %s %s (conns %u size %u depth %u, %.2f s, errors %llu)\n", b->x->name,
+           workload_names[b->o.w], vbuf, unit, cl->n, b->o.size, b->o.depth, secs,
            (unsigned long long)cl->errors);
     if (b->o.json)
-        printf("{\"workload\":\"%s\",\"transport\":\"%s\",\"value\":%.10g,\"unit\":\"%s\",\"conns\":%u,"
+        printf("{\"workload\":\"%s\",\"transport\":\"%s\",\"value\":%s,\"unit\":\"%s\",\"conns\":%u,"
                "\"size\":%u,\"depth\":%u,\"seconds\":%.3f,\"errors\":%llu%s}\n",
-               workload_names[b->o.w], b->x->name, value, unit, cl->n, b->o.size, b->o.depth, secs,
+               workload_names[b->o.w], b->x->name, vbuf, unit, cl->n, b->o.size, b->o.depth, secs,
                (unsigned long long)cl->errors, extra);
     fflush(stdout);
 }
