@@ -387,7 +387,7 @@ static int ep_wait_loop(struct uepoll *ep, struct epoll_event *events, int maxev
         if (!(ep = ep_recheck(epfd, serial)))   /* a coroutine closed it */
             return -1;
         int n = ep_collect(ep, events, maxevents);
-        if (n || timeout_ms == 0 || sock_now() >= deadline)
+        if (n || timeout_ms == 0 || sock_pump_now() >= deadline)
             return n;
         if (!did && sock_idle(next < deadline ? next : deadline, ep->nkernel ? ep->kfd : -1))
             ep->kernel_due = 1;

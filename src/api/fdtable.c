@@ -307,14 +307,22 @@ uint64_t sock_deadline_after(uint64_t timeout_ns)
     return timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
 }
 
+/* The clock of the last pump: a caller deciding whether its deadline has
+ * passed right after pumping reads it instead of the clock again (35 ns a
+ * read here, two per turn of a busy loop otherwise). */
+static __thread uint64_t tls_pump_now;
+
+uint64_t sock_pump_now(void) { return tls_pump_now; }
+
 uint64_t sock_pump(int *did_work)
 {
     uint64_t next = UINT64_MAX;
     int did = 0;
+    tls_pump_now = sock_now();
     /* tls_list is re-read every time: a coroutine may detach a stack. */
     for (int i = 0; i < tls_nctx; i++) {
         struct ust_stack *s = tls_list[i]->s;
-        uint64_t now = sock_now();
+        uint64_t now = i ? sock_now() : tls_pump_now;
         uint64_t n = ust_stack_poll(s, now);
         did |= s->did_work;
         int ran = 0;
@@ -484,7 +492,7 @@ static int block_loop(struct usock *sk, uint32_t events, uint64_t deadline)
             return -1;
         if (block_ready(sk, events))
             return 0;
-        if (sock_now() >= deadline) {
+        if (sock_pump_now() >= deadline) {
             errno = EAGAIN;
             return -1;
         }

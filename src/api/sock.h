@@ -115,6 +115,8 @@ uint64_t sock_now(void);
  * coroutines ran (what they queued goes out on the next pump, so do not
  * sleep). Never called from inside a coroutine. */
 uint64_t sock_pump(int *did_work);
+/* The time sock_pump read when it started (this thread's last pump). */
+uint64_t sock_pump_now(void);
 /* Nothing to do before deadline: sleep (or advance the virtual clock).
  * extra_fd (or -1) is a kernel fd that also ends the sleep; returns 1 if it
  * did. */
