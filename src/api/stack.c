@@ -233,6 +233,8 @@ uint64_t ust_stack_poll(struct ust_stack *s, uint64_t now_ns)
     uint64_t fwd = sockfwd_stack_serve(s);
     stack_flush(s);
     statexport_publish(s, now_ns);
+    if (s->did_work && (s->dev.flags & DEV_F_SERVICE_ON_WORK))
+        s->dev_next = now_ns;
     /* Callbacks run after wheel_run may have armed earlier timers. */
     uint64_t wheel_next = wheel_next_deadline(&s->wheel);
     if (wheel_next < next)

@@ -19,6 +19,8 @@
 #define DEV_F_L3       0x1   /* frames are bare IPv4 packets: no Ethernet, no ARP */
 #define DEV_F_LINK_UP  0x2   /* ready to carry frames (memif: connected)        */
 #define DEV_F_HAS_MAC  0x4   /* mac[] holds the interface's own address         */
+#define DEV_F_SERVICE_ON_WORK 0x8 /* ask service() again after frames moved: it alone
+                                     knows whether to keep polling (dpdk: no fd) */
 
 struct dev;
 

@@ -15,11 +15,7 @@
 # Prints UDP round trips/s (a kernel client, 64-byte datagrams, one at a
 # time) and TCP MB/s per mode.
 set -u
-. "$(dirname "$0")/../lib/netns.sh"
-netns_require_root
-. "$(dirname "$0")/../lib/tcp.sh"
-tcp_require_tools
-. "$(dirname "$0")/../lib/ustack.sh"
+. "$(dirname "$0")/../lib/backend.sh"
 [ -x "$UST_BIN/ust-udpecho" ] && [ -x "$UST_BIN/ust-httpd" ] || { echo "SKIP: ust-udpecho/ust-httpd not built"; exit 77; }
 for t in curl wrk socat; do command -v "$t" >/dev/null || { echo "SKIP: $t missing (scripts/deps.sh)"; exit 77; }; done
 netns_setup_pair xk || exit 1

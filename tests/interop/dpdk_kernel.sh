@@ -11,18 +11,9 @@
 #      gives no hugepages.
 # Exit 0 pass, 77 skipped (not root, or ustack built without libdpdk).
 set -u
-. "$(dirname "$0")/../lib/netns.sh"
-netns_require_root
-. "$(dirname "$0")/../lib/tcp.sh"
-tcp_require_tools
-. "$(dirname "$0")/../lib/ustack.sh"
+. "$(dirname "$0")/../lib/backend.sh"
 
-# "dpdk:" alone fails before the EAL starts, with a message that tells a
-# build without libdpdk apart.
-if "$UST_BIN/ust-udpecho" --dev "dpdk:" --ip 10.0.0.1/24 2>&1 | grep -q "built without DPDK"; then
-    echo "SKIP: ustack was built without libdpdk (apt install dpdk-dev, rebuild)"
-    exit 77
-fi
+ust_require_dpdk
 
 HP_SAVED=""       # nr_hugepages before the test, when we changed it
 HP_MOUNT=""       # hugetlbfs we mounted ourselves
@@ -93,17 +84,13 @@ while True:
 # tcp_stream NAME MEMORY-ARGS MIB: tcppeer.py sends MIB through ust-echo and
 # checks every byte back; prints MB/s (both directions counted once).
 tcp_stream() {
-    local name=$1 mem=$2 bytes rc t0 t1
+    local name=$1 mem=$2 bytes rc
     bytes=$(tcp_bytes "$3")
     tcp_echo_start "$UNS" "$name" --dev "dpdk:$(eal "$name" "$mem")" --ip "$UIP/24" || { tcp_result "$name" 1; return 1; }
-    t0=$(date +%s.%N)
-    ip netns exec "$KNS" timeout 300 $TCPPEER client "$UIP" 7 --bytes "$bytes" --conns 1 \
-        --timeout "$TCP_TIMEOUT" 2>&1 | tail -n 3 | sed "s/^/[$name] /"
-    rc=${PIPESTATUS[0]}
-    t1=$(date +%s.%N)
+    tcp_peer_echo "$name" "$KNS" "$UIP" "$bytes"
+    rc=$?
     tcp_echo_stop || rc=1
     grep -q "^echo_errors 0$" "$TCP_ECHO_LOG" || rc=1
-    awk -v b="$bytes" -v a="$t0" -v z="$t1" 'BEGIN { printf "['"$name"'] %d bytes echoed in %.2f s: %.1f MB/s\n", b, z - a, b / (z - a) / 1e6 }'
     grep -E "^(echo_bytes|dev_kernel_drops|dev_nic_.*|dev_tx_drop|tcp_.*retrans.*) " "$TCP_ECHO_LOG" | sed "s/^/[$name] /"
     [ "$rc" -eq 0 ] || tcp_diag "$name" "$TCP_ECHO_LOG"
     tcp_result "$name" "$rc"

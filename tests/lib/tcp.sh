@@ -319,3 +319,18 @@ tcp_blackout() {
     [ "$rc" -eq 0 ] || TCP_FAILED+=("$name")
     netns_impair_start --stats
 }
+
+# tcp_peer_echo NAME KNS IP BYTES: the kernel's tcppeer.py sends BYTES over
+# one connection to the echo server at IP:7 and checks every byte back;
+# prints its last lines and the rate. Returns the client's status.
+tcp_peer_echo() {
+    local name=$1 kns=$2 ip=$3 bytes=$4 rc t0 t1
+    t0=$(date +%s.%N)
+    ip netns exec "$kns" timeout 300 $TCPPEER client "$ip" 7 --bytes "$bytes" --conns 1 \
+        --timeout "$TCP_TIMEOUT" 2>&1 | tail -n 3 | sed "s/^/[$name] /"
+    rc=${PIPESTATUS[0]}
+    t1=$(date +%s.%N)
+    awk -v b="$bytes" -v a="$t0" -v z="$t1" -v n="$name" \
+        'BEGIN { printf "[%s] %d bytes echoed in %.2f s: %.1f MB/s\n", n, b, z - a, b / (z - a) / 1e6 }'
+    return "$rc"
+}

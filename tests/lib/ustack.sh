@@ -4,6 +4,16 @@
 UST_BIN=${UST_BUILD:-$NETNS_ROOT/build}/bin
 UDPCHECK="/usr/bin/python3 $NETNS_ROOT/tests/tools/udpcheck.py"
 
+# ust_require_dpdk: skip the test (exit 77) when ustack was built without
+# libdpdk; "dpdk:" alone fails before the EAL starts, with a message that
+# tells such a build apart.
+ust_require_dpdk() {
+    if "$UST_BIN/ust-udpecho" --dev "dpdk:" --ip 10.0.0.1/24 2>&1 | grep -q "built without DPDK"; then
+        echo "SKIP: ustack was built without libdpdk (apt install dpdk-dev, rebuild)"
+        exit 77
+    fi
+}
+
 # ust_start NS LOGFILE ARGS...: run ust-udpecho in NS (tracked for cleanup)
 # and wait until it serves. Sets UST_PID.
 ust_start() {
