@@ -10,7 +10,9 @@
 # prints its counters. Then ust-httpd (HTTP/1.1 on the socket and epoll API)
 # takes its place and answers curl and a 3-second wrk run from the kernel
 # side (each skipped with a note when not installed: scripts/deps.sh installs
-# them), and everything is removed.
+# them), first over AF_PACKET, then over AF_XDP (ustack's XDP program shown
+# attached, then detached at exit; skipped when built without libxdp), and
+# everything is removed.
 #
 # Without root (or where `ip netns` does not work): two ustack processes talk
 # over memif shared memory instead, ust-udpecho as the memif server and
@@ -20,7 +22,7 @@
 # Environment:
 #   UST_BUILD=DIR      where the programs are (DIR/bin; default: build)
 #   DEMO_FORCE_MEMIF=1 take the memif path even as root
-# Ends by itself (within about 15 s); exit 0 when every step worked, non-zero
+# Ends by itself (within about 20 s); exit 0 when every step worked, non-zero
 # otherwise. Everything it made is removed on exit, failure or Ctrl-C.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -118,16 +120,21 @@ httpd_stop_show() {   # LOG: SIGTERM, then its counters
         "$1" | sed 's/^/   /'
 }
 
-demo_http_kernel() {   # LOG
-    say "7. ust-httpd: HTTP/1.1 (socket + epoll API) in place of ust-udpecho"
-    note "\$ ust-httpd --dev afpacket:$NETNS_IF_B --ip $UST_IP/24 --size 2000 --stats"
-    ip netns exec "$NETNS_B" "$BIN/ust-httpd" --dev "afpacket:$NETNS_IF_B" --ip "$UST_IP/24" --size 2000 \
+demo_http_kernel() {   # LOG DEV STEP WHAT
+    local dev=$2 step=$3
+    say "$step. ust-httpd: HTTP/1.1 (socket + epoll API) $4"
+    note "\$ ust-httpd --dev $dev --ip $UST_IP/24 --size 2000 --stats"
+    ip netns exec "$NETNS_B" "$BIN/ust-httpd" --dev "$dev" --ip "$UST_IP/24" --size 2000 \
         --stats >"$1" 2>&1 &
     HTTPD_PID=$!
     netns_track_pid "$HTTPD_PID"
     local _
     for _ in $(seq 50); do grep -q serving "$1" && break; sleep 0.1; done
     grep -q serving "$1" || { cat "$1"; fail "ust-httpd did not start"; }
+    case $dev in afxdp:*)
+        note "ustack's XDP program on $NETNS_IF_B (it steers only $UST_IP and its ARP to ustack):"
+        ip -n "$NETNS_B" link show "$NETNS_IF_B" | grep -o 'prog/xdp id [0-9]*' | sed 's/^/     /' ;;
+    esac
     if command -v curl >/dev/null; then
         local fmt='HTTP %{http_code}, %{size_download} bytes, %{time_total} s, connections opened: %{num_connects}\n'
         note "\$ curl -s -o /dev/null -w '...' http://$UST_IP/   (kernel side)"
@@ -150,10 +157,26 @@ demo_http_kernel() {   # LOG
     else
         note "(wrk not installed: skipped; scripts/deps.sh installs it)"
     fi
-    say "8. Stop ust-httpd with SIGTERM; its counters"
+    say "$((step + 1)). Stop ust-httpd with SIGTERM; its counters"
     local pid=$HTTPD_PID
     httpd_stop_show "$1"
     netns_untrack_pid "$pid"
+    case $dev in afxdp:*)
+        if ip -n "$NETNS_B" link show "$NETNS_IF_B" | grep -q 'prog/xdp'; then
+            fail "the XDP program is still attached"
+        fi
+        note "the XDP program is detached again: $NETNS_IF_B is the kernel's alone" ;;
+    esac
+}
+
+# The same server over AF_XDP, when ustack was built with libxdp.
+demo_http_afxdp() {   # LOG
+    if "$BIN/ust-httpd" --dev "afxdp:$NETNS_IF_B,mode=bogus" --ip "$UST_IP/24" 2>&1 |
+            grep -q "built without libxdp\|unknown device kind"; then
+        note "(ustack built without libxdp: the AF_XDP step is skipped; scripts/deps.sh installs it)"
+        return 0
+    fi
+    demo_http_kernel "$1" "afxdp:$NETNS_IF_B" 9 "over AF_XDP (kernel bypass, docs/BACKENDS.md)"
 }
 
 demo_netns() {
@@ -181,12 +204,13 @@ demo_netns() {
     ust_stop "$log" || { cat "$log"; fail "ust-udpecho did not stop cleanly"; }
     demo_show_counters "$log"
 
-    demo_http_kernel "$NETNS_TMP/httpd.log"
+    demo_http_kernel "$NETNS_TMP/httpd.log" "afpacket:$NETNS_IF_B" 7 "in place of ust-udpecho"
+    demo_http_afxdp "$NETNS_TMP/httpd-xdp.log"
 
-    say "9. Clean up: namespaces and veth removed"
+    say "11. Clean up: namespaces and veth removed"
     netns_cleanup
     echo
-    echo "demo: OK (ustack answered ARP, ping incl. fragments, UDP echo, port unreachable and HTTP)"
+    echo "demo: OK (ustack answered ARP, ping incl. fragments, UDP echo, port unreachable and HTTP, also over AF_XDP)"
 }
 
 # ---- no root: two ustack processes over memif ---------------------------------
