@@ -20,6 +20,7 @@ void ipv4_iface_init(struct ust_stack *s)
         a->bcast = a->prefix >= 31 ? 0xffffffffu : (a->addr | ~a->mask);
     }
     ip->gw = s->cfg.gw;
+    ip->rt_last_valid = 0;
     /* Start each destination's IDs at a random point (RFC 6864 4.1). */
     rand_bytes(ip->ids, sizeof(ip->ids));
 }
@@ -77,11 +78,21 @@ int ipv4_route(const struct ust_stack *s, uint32_t dst, struct ip_route *rt)
     return -1;
 }
 
-uint16_t ipv4_next_id(struct ust_stack *s, uint32_t src, uint32_t dst, uint8_t proto)
+uint16_t ipv4_next_id(struct ust_stack *s, uint32_t src, uint32_t dst, uint8_t proto, int df)
 {
     uint32_t key[3] = {src, dst, proto};
-    uint32_t b = (uint32_t)siphash24(&s->key, key, sizeof(key)) & (IP_ID_BUCKETS - 1);
-    return s->ip.ids[b]++;
+    uint32_t b;
+    if (df) {
+        /* RFC 6864 4.1: an atomic datagram's ID is never used for
+         * reassembly, so the cheap keyed hash picks its counter (every
+         * TCP segment takes this path); the PRF is kept for datagrams that
+         * may be fragmented (RFC 7739). */
+        uint64_t w[2] = {(uint64_t)src << 32 | dst, proto};
+        b = (uint32_t)hash_words_keyed(&s->key, w, 2);
+    } else {
+        b = (uint32_t)siphash24(&s->key, key, sizeof(key));
+    }
+    return s->ip.ids[b & (IP_ID_BUCKETS - 1)]++;
 }
 
 static void ipv4_count_parse_error(struct ust_stack *s, int err)
@@ -209,11 +220,30 @@ static int ipv4_fragment_out(struct ust_stack *s, struct pkt *p, const struct ip
     return rc;
 }
 
+/* ipv4_route through the one-entry cache of the last destination. */
+static int ipv4_route_last(struct ust_stack *s, uint32_t dst, struct ip_route *rt)
+{
+    struct ip_iface *ip = &s->ip;
+    if (ip->rt_last_valid && ip->rt_last_dst == dst) {
+        *rt = (struct ip_route){.next_hop = ip->rt_last_next_hop, .src = ip->rt_last_src,
+                                .broadcast = ip->rt_last_broadcast};
+        return 0;
+    }
+    if (ipv4_route(s, dst, rt) < 0)
+        return -1;
+    ip->rt_last_dst = dst;
+    ip->rt_last_next_hop = rt->next_hop;
+    ip->rt_last_src = rt->src;
+    ip->rt_last_broadcast = rt->broadcast;
+    ip->rt_last_valid = 1;
+    return 0;
+}
+
 int ipv4_output(struct ust_stack *s, struct pkt *p, uint32_t src, uint32_t dst, uint8_t proto,
                 uint8_t tos, uint8_t ttl, unsigned flags)
 {
     struct ip_route rt;
-    if (ipv4_route(s, dst, &rt) < 0) {
+    if (ipv4_route_last(s, dst, &rt) < 0) {
         CTR_INC(&s->ctr, ip_drop_noroute);
         pkt_free(p);
         return -ENETUNREACH;
@@ -235,7 +265,7 @@ int ipv4_output(struct ust_stack *s, struct pkt *p, uint32_t src, uint32_t dst, 
         .df = (flags & IPO_DF) ? 1 : 0, .ttl = ttl ? ttl : IP_DEFAULT_TTL, .proto = proto,
         .src = src ? src : rt.src, .dst = dst,
     };
-    ip.id = ipv4_next_id(s, ip.src, dst, proto);
+    ip.id = ipv4_next_id(s, ip.src, dst, proto, ip.df);
     ipv4_emit(&ip, h, IPV4_HDR_LEN);
     p->l3 = p->off;
     if (total > s->ip.mtu)

@@ -29,6 +29,13 @@ struct ip_iface {
      * without per-destination state and without a global, predictable
      * sequence an off-path observer could count. */
     uint16_t ids[IP_ID_BUCKETS];
+    /* The last destination ipv4_output routed (addresses and gateway are
+     * fixed once the stack starts): most traffic goes to a few peers, and
+     * the longest-prefix scan runs over up to IP_MAX_ADDRS subnets. */
+    uint32_t rt_last_dst;
+    uint8_t rt_last_valid;
+    uint8_t rt_last_broadcast;
+    uint32_t rt_last_next_hop, rt_last_src;
 };
 
 struct ip_route {
@@ -58,7 +65,7 @@ void ipv4_input(struct ust_stack *s, struct pkt *p);
 int ipv4_output(struct ust_stack *s, struct pkt *p, uint32_t src, uint32_t dst, uint8_t proto,
                 uint8_t tos, uint8_t ttl, unsigned flags);
 
-/* The IPv4 ID to use toward dst for proto. */
-uint16_t ipv4_next_id(struct ust_stack *s, uint32_t src, uint32_t dst, uint8_t proto);
+/* The IPv4 ID to use toward dst for proto (df: the datagram is atomic). */
+uint16_t ipv4_next_id(struct ust_stack *s, uint32_t src, uint32_t dst, uint8_t proto, int df);
 
 #endif
