@@ -53,9 +53,15 @@ static const struct opt_def opt_defs[] = {
     {"icmp-rate", OPT_U32, "N", "ICMP errors sent per second at most (default 100)", OFF(icmp_rate), 1, 1u << 20},
     {"tcp-conns", OPT_U32, "N", "TCP connections at most (default 1048576; memory is\n"
      "                           reserved, and used only as connections appear)", OFF(tcp_conns), 16, 1u << 30},
-    {"tcp-sndbuf", OPT_U32, "BYTES", "default TCP send buffer (default 262144)", OFF(tcp_sndbuf), 4096, 1u << 30},
-    {"tcp-rcvbuf", OPT_U32, "BYTES", "default TCP receive buffer (default 262144)", OFF(tcp_rcvbuf), 4096,
+    {"tcp-sndbuf", OPT_U32, "BYTES", "initial TCP send buffer (default 262144; grows up to\n"
+     "                           --tcp-sndbuf-max)", OFF(tcp_sndbuf), 4096, 1u << 30},
+    {"tcp-rcvbuf", OPT_U32, "BYTES", "initial TCP receive buffer (default 262144; grows up to\n"
+     "                           --tcp-rcvbuf-max)", OFF(tcp_rcvbuf), 4096,
      1u << 30},
+    {"tcp-sndbuf-max", OPT_U32, "BYTES", "send buffer autotuning ceiling (default 4194304; SO_SNDBUF\n"
+     "                           fixes a socket's size)", OFF(tcp_sndbuf_max), 4096, 1u << 30},
+    {"tcp-rcvbuf-max", OPT_U32, "BYTES", "receive buffer autotuning ceiling (default 4194304; SO_RCVBUF\n"
+     "                           fixes a socket's size)", OFF(tcp_rcvbuf_max), 4096, 1u << 30},
     {"tcp-syn-backlog", OPT_U32, "N", "half-open connections per listener before SYN cookies (default 1024)",
      OFF(tcp_syn_backlog), 1, 1u << 20},
     {"tcp-ooo", OPT_U32, "N", "out-of-order TCP segments buffered per stack (default 2048)", OFF(tcp_ooo_max), 16,
@@ -84,6 +90,8 @@ void config_defaults(struct ust_config *cfg)
     cfg->tcp_conns = 1u << 20;
     cfg->tcp_sndbuf = 256 * 1024;
     cfg->tcp_rcvbuf = 256 * 1024;
+    cfg->tcp_sndbuf_max = 4u << 20;
+    cfg->tcp_rcvbuf_max = 4u << 20;
     cfg->tcp_syn_backlog = 1024;
     cfg->tcp_ooo_max = 2048;
     cfg->tcp_tw_max = 256 * 1024;

@@ -47,6 +47,7 @@ struct ust_config {
     uint32_t icmp_rate;               /* ICMP errors per second              */
     uint32_t tcp_conns;               /* TCBs (address space reserved, touched lazily) */
     uint32_t tcp_sndbuf, tcp_rcvbuf;  /* default buffer sizes, bytes        */
+    uint32_t tcp_sndbuf_max, tcp_rcvbuf_max;   /* autotuning ceilings     */
     uint32_t tcp_syn_backlog;         /* half-open per listener before SYN cookies */
     uint32_t tcp_ooo_max;             /* out-of-order buffers per stack     */
     uint32_t tcp_tw_max;              /* TIME-WAIT records                  */

@@ -57,6 +57,7 @@ enum usock_state {
 #define SKF_UDP_PEER  0x0040u   /* connected UDP: default destination/filter */
 #define SKF_LINGER    0x0080u   /* SO_LINGER l_onoff                          */
 #define SKF_NOPORT    0x0100u   /* IP_BIND_ADDRESS_NO_PORT: port at connect   */
+#define SKF_ADDR_ONLY 0x0200u   /* bound to an address, no port reserved      */
 
 #define SOCK_NOPTS 11           /* enum ust_tcp_opt values 1..10 */
 

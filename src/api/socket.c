@@ -264,6 +264,7 @@ static int tcp_bind(struct usock *sk, struct sockaddr_in *in)
     uint16_t port = ntohs(in->sin_port);
     if (port == 0 && (sk->flags & SKF_NOPORT) && sk->state == SS_NEW) {
         sk->local = *in;   /* connect() picks the port for the 4-tuple */
+        sk->flags |= SKF_ADDR_ONLY;
         sk->state = SS_BOUND;
         return 0;
     }
@@ -372,9 +373,12 @@ int ust_listen(int fd, int backlog)
     }
     if (sk->state == SS_NEW || !sk->local.sin_port) {   /* Linux binds an ephemeral port */
         struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr = sk->local.sin_addr};
-        sk->flags &= (uint16_t)~SKF_NOPORT;
+        uint16_t noport = sk->flags & SKF_NOPORT;   /* the option keeps its value */
+        sk->flags &= (uint16_t)~(SKF_NOPORT | SKF_ADDR_ONLY);
         sk->state = SS_NEW;
-        if (tcp_bind(sk, &in) < 0)
+        int rc = tcp_bind(sk, &in);
+        sk->flags |= noport;
+        if (rc < 0)
             return -1;
     }
     if (backlog > 4096 || backlog < 0)
@@ -464,7 +468,9 @@ static int tcp_connect_again(struct usock *sk)
         if (p & TSP_CLOSED) {
             int e = usock_take_error(sk);
             errno = e ? e : ECONNABORTED;
-            sk->state = SS_NEW;   /* a later connect() may try again */
+            /* A later connect() may try again; as on Linux an address bound
+             * without a port stays bound, only the port is picked anew. */
+            sk->state = (sk->flags & SKF_ADDR_ONLY) ? SS_BOUND : SS_NEW;
             return -1;
         }
         if (!(p & TSP_CONNECTING)) {

@@ -69,6 +69,8 @@ enum tcp_state {
 #define TF_SND_BLOCKED  0x00800000u   /* send hit a full buffer: tell WRITABLE */
 #define TF_LISTEN_GONE  0x01000000u   /* listener closed, children draining   */
 #define TF_SB_MARKS     0x02000000u   /* a sent segment may be SACKED/LOST/RETRANS */
+#define TF_RCVBUF_LOCK  0x04000000u   /* SO_RCVBUF set: no receive autotuning */
+#define TF_SNDBUF_LOCK  0x08000000u   /* SO_SNDBUF set: no send autotuning    */
 
 /* Logical timers multiplexed on one wheel timer per TCB. */
 enum tcp_timer_kind {
@@ -128,6 +130,8 @@ struct tcb {
     uint32_t rcv_queued;              /* payload bytes in rcvq              */
     uint32_t rcv_mem;                 /* buffer bytes held (rcvq + oooq)    */
     uint32_t rcvbuf;
+    uint32_t drs_seq;                 /* autotuning: what the app had read at drs_time_us */
+    uint32_t drs_time_us;             /* start of the current measurement, 0 = none */
     struct pkt_queue oooq;            /* out of order, by sequence          */
     struct tcp_sack_rcv sack_rcv;
     /* ---- timers ---- */
@@ -173,6 +177,7 @@ struct tcp_stack {
     uint32_t port_counter;            /* RFC 6056 algorithm 3 "next"        */
     uint32_t ooo_pkts, ooo_max;       /* out-of-order buffers, whole stack  */
     uint32_t sndbuf_default, rcvbuf_default;
+    uint32_t sndbuf_max, rcvbuf_max;  /* autotuning ceilings */
     uint32_t syn_backlog;             /* per listener, before SYN cookies   */
 };
 

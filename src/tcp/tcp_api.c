@@ -200,6 +200,19 @@ static size_t tcp_append(struct tcb *t, const uint8_t *buf, size_t len)
     return done;
 }
 
+/* Send-buffer autotuning (as Linux's tcp_sndbuf_expand): room for twice the
+ * congestion window, so the application can queue the next window while
+ * one is in flight; at most --tcp-sndbuf-max. */
+static void tcp_sndbuf_expand(struct tcb *t)
+{
+    if (t->flags & TF_SNDBUF_LOCK)
+        return;
+    uint32_t max = t->stack->tcp.sndbuf_max;
+    uint64_t want = 2ull * t->cc.cwnd;
+    if (want > t->sndbuf)
+        t->sndbuf = want < max ? (uint32_t)want : max;
+}
+
 ssize_t ust_tcp_send(struct ust_tcp *c, const void *buf, size_t len)
 {
     struct tcb *t = TCB(c);
@@ -208,6 +221,8 @@ ssize_t ust_tcp_send(struct ust_tcp *c, const void *buf, size_t len)
         errno = err;
         return -1;
     }
+    if (t->snd_queued + len > t->sndbuf)
+        tcp_sndbuf_expand(t);
     size_t n = tcp_append(t, buf, len);
     if (n < len || t->snd_queued >= t->sndbuf)
         t->flags |= TF_SND_BLOCKED;
@@ -241,6 +256,36 @@ static void tcp_maybe_window_update(struct tcb *t)
     }
 }
 
+/* Receive-buffer autotuning, dynamic right-sizing as Linux's
+ * tcp_rcv_space_adjust does it: once per RTT (at least TCP_DRS_MIN_US)
+ * compare what the application read with the buffer. A reader that took
+ * more than half the buffer in that time was held back by the window: give
+ * it twice what it read, up to --tcp-rcvbuf-max. Idle and slow connections
+ * keep the default, so holding millions costs no more. */
+#define TCP_DRS_MIN_US 1000u
+
+static void tcp_rcvbuf_adjust(struct tcb *t)
+{
+    if (t->flags & TF_RCVBUF_LOCK)
+        return;
+    uint32_t now_us = (uint32_t)(t->stack->now / 1000u) | 1u;   /* 0 means "not started" */
+    uint32_t read_seq = t->rcv_nxt - t->rcv_queued;
+    if (!t->drs_time_us) {
+        t->drs_time_us = now_us;
+        t->drs_seq = read_seq;
+        return;
+    }
+    uint32_t span = t->rtt.srtt_us > TCP_DRS_MIN_US ? t->rtt.srtt_us : TCP_DRS_MIN_US;
+    if (now_us - t->drs_time_us < span)
+        return;
+    uint64_t want = 2ull * (read_seq - t->drs_seq);
+    uint32_t max = t->stack->tcp.rcvbuf_max;
+    if (want > t->rcvbuf)
+        t->rcvbuf = want < max ? (uint32_t)want : max;
+    t->drs_time_us = now_us;
+    t->drs_seq = read_seq;
+}
+
 ssize_t ust_tcp_recv(struct ust_tcp *c, void *buf, size_t len)
 {
     struct tcb *t = TCB(c);
@@ -257,6 +302,7 @@ ssize_t ust_tcp_recv(struct ust_tcp *c, void *buf, size_t len)
     t->rcv_queued -= (uint32_t)done;
     t->rcv_mem -= (uint32_t)done;
     if (done) {
+        tcp_rcvbuf_adjust(t);
         tcp_maybe_window_update(t);
         return (ssize_t)done;
     }
@@ -424,8 +470,14 @@ int ust_tcp_setopt(struct ust_tcp *c, enum ust_tcp_opt opt, int value)
     case UST_TCP_OPT_KEEPINTVL: t->keep_intvl_s = value ? (uint32_t)value : 1; return 0;
     case UST_TCP_OPT_KEEPCNT: t->keep_cnt = (uint8_t)(value > 255 ? 255 : value ? value : 1); return 0;
     case UST_TCP_OPT_LINGER0: tcp_set_flag(t, TF_LINGER0, value); return 0;
-    case UST_TCP_OPT_SNDBUF: t->sndbuf = value < 4096 ? 4096 : (uint32_t)value; return 0;
-    case UST_TCP_OPT_RCVBUF: t->rcvbuf = value < 4096 ? 4096 : (uint32_t)value; return 0;
+    case UST_TCP_OPT_SNDBUF:   /* as Linux: a size set by hand is kept */
+        t->sndbuf = value < 4096 ? 4096 : (uint32_t)value;
+        t->flags |= TF_SNDBUF_LOCK;
+        return 0;
+    case UST_TCP_OPT_RCVBUF:
+        t->rcvbuf = value < 4096 ? 4096 : (uint32_t)value;
+        t->flags |= TF_RCVBUF_LOCK;
+        return 0;
     case UST_TCP_OPT_MAXSEG:
         if (value && (value < 88 || value > 65495))
             break;

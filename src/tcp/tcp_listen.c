@@ -20,7 +20,7 @@ static struct tcb *tcp_child_new(struct ust_stack *s, struct tcb *l, const struc
     tcp_init_tcb(s, t);
     t->tuple = in->tuple;
     t->listener = l;
-    t->flags |= l->flags & (TF_NODELAY | TF_KEEPALIVE | TF_NEWRENO);
+    t->flags |= l->flags & (TF_NODELAY | TF_KEEPALIVE | TF_NEWRENO | TF_RCVBUF_LOCK | TF_SNDBUF_LOCK);
     t->sndbuf = l->sndbuf;
     t->rcvbuf = l->rcvbuf;
     t->mss_clamp = l->mss_clamp;

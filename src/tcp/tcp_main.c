@@ -13,6 +13,8 @@ int tcp_init(struct ust_stack *s)
     timer_init(&ts->tw_timer, NULL);
     ts->sndbuf_default = c->tcp_sndbuf;
     ts->rcvbuf_default = c->tcp_rcvbuf;
+    ts->sndbuf_max = c->tcp_sndbuf_max > c->tcp_sndbuf ? c->tcp_sndbuf_max : c->tcp_sndbuf;
+    ts->rcvbuf_max = c->tcp_rcvbuf_max > c->tcp_rcvbuf ? c->tcp_rcvbuf_max : c->tcp_rcvbuf;
     ts->syn_backlog = c->tcp_syn_backlog;
     ts->ooo_max = c->tcp_ooo_max;
     rand_bytes(&ts->port_counter, sizeof(ts->port_counter));
