@@ -201,9 +201,10 @@ table() {
             "$HOLD_CONNS" "$kc" "${k:--}" "$(field "${K[hold]:-}" kernel_slab_bytes_per_conn_end)" \
             "$(field "${K[hold]:-}" setup_rate)" "${u:--}" "$(field "${U[hold]:-}" client_bytes_per_conn)" \
             "${SRV_HOLD:--}" "$(field "${U[hold]:-}" setup_rate)" \
-            "$(awk -v n="${u:-0}" -v c="$(field "${U[hold]:-}" client_bytes_per_conn)" -v s="${SRV_HOLD:-0}" \
+            "$(awk -v n="${u:-0}" -v c="$(field "${U[hold]:-}" client_bytes_per_conn)" -v s="${SRV_HOLD:-}" \
                 'BEGIN { if (n < 10000000) print "**MISSED** (not run at 10M)";
-                         else if (c + 0 > 1024 || s + 0 > 1024 || c == "") print "**MISSED** (over 1 KiB)";
+                         else if (c == "" || s == "") print "**MISSED** (no memory figure)";
+                         else if (c + 0 > 1024 || s + 0 > 1024) print "**MISSED** (over 1 KiB)";
                          else print "met" }')"
     fi
 }

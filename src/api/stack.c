@@ -153,6 +153,7 @@ struct ust_stack *stack_create_worker(const struct ust_config *cfg, struct wk_no
     s->wk = wk;
     s->now = ust_now_ns();
     rand_bytes(&s->key, sizeof(s->key));
+    rand_bytes(&s->fast_key, sizeof(s->fast_key));
     rand_bytes(&s->rng, sizeof(s->rng));
     s->rng |= 1;
     wheel_init(&s->wheel, s->now);

@@ -13,7 +13,7 @@ static uint32_t arp_bucket(const struct ust_stack *s, uint32_t ip)
     /* Keyed, so a sender cannot aim all its addresses at one chain; the
      * same cheap keyed hash as the TCB table (looked up per packet sent). */
     uint64_t w = ip;
-    return (uint32_t)hash_words_keyed(&s->key, &w, 1) & s->arp.nbuckets_mask;
+    return (uint32_t)hash_words_keyed(&s->fast_key, &w, 1) & s->arp.nbuckets_mask;
 }
 
 static struct arp_entry *arp_find(struct ust_stack *s, uint32_t ip)

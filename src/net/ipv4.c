@@ -88,7 +88,7 @@ uint16_t ipv4_next_id(struct ust_stack *s, uint32_t src, uint32_t dst, uint8_t p
          * TCP segment takes this path); the PRF is kept for datagrams that
          * may be fragmented (RFC 7739). */
         uint64_t w[2] = {(uint64_t)src << 32 | dst, proto};
-        b = (uint32_t)hash_words_keyed(&s->key, w, 2);
+        b = (uint32_t)hash_words_keyed(&s->fast_key, w, 2);
     } else {
         b = (uint32_t)siphash24(&s->key, key, sizeof(key));
     }

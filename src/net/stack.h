@@ -40,6 +40,8 @@ struct ust_stack {
     struct udp_table udp;
     struct tcp_stack tcp;
     struct hash_key key;              /* secret for hashes and IDs           */
+    struct hash_key fast_key;    /* hash_words_keyed only (buckets, IP ID counters): the
+                                    SipHash key above never meets the cheap hash */
     uint64_t rng;                     /* xorshift state                      */
     uint8_t mac[6];
     uint8_t l3_only;                  /* device carries bare IP (no Ethernet) */

@@ -22,7 +22,7 @@ uint32_t tcp_flight(const struct tcb *t)
     /* No segment marked: everything sent and not acknowledged is in flight,
      * and the walk below would add up exactly that (the SYN excepted). */
     if (!(t->flags & TF_SB_MARKS))
-        return t->snd_nxt - t->snd_una - (t->snd_una == t->iss ? 1u : 0u);
+        return t->snd_nxt - t->snd_una - (t->state == TCP_SYN_SENT || t->state == TCP_SYN_RECEIVED ? 1u : 0u);
     uint32_t fin = (t->flags & TF_FIN_SENT) ? 1 : 0;
     return sack_pipe(&t->sndq, t->snd_nxt) + fin;
 }
@@ -262,6 +262,8 @@ static uint32_t tcp_cwnd_budget(const struct tcb *t)
 static uint32_t tcp_output_lost(struct tcb *t, uint32_t budget)
 {
     struct pkt *seg;
+    if (!(t->flags & TF_SB_MARKS))
+        return budget;   /* nothing is marked lost: no walk */
     while (budget > 0 && (seg = sack_next_lost(&t->sndq))) {
         if (tcp_retransmit_seg(t, seg, t->mss) < 0)
             break;

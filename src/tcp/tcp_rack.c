@@ -10,7 +10,8 @@
 #define TLP_NO_SRTT_PTO_US 1000000u  /* RFC 8985 7.2: 1 s without an SRTT */
 /* A floor under 2*SRTT: on a path of microseconds (a shared-memory wire) a
  * peer that is merely descheduled for a moment would draw a probe per
- * flight. 2 ms is Linux's (two jiffies at HZ=1000, TCP_TIMEOUT_MIN). */
+ * flight. 2 ms is the order of Linux's TCP_TIMEOUT_MIN, which it adds to
+ * the PTO. */
 #define TLP_MIN_PTO_US 2000u
 
 void rack_init(struct tcp_rack *r)

@@ -16,7 +16,7 @@
  * still keeps remote senders from aiming tuples at one bucket. */
 static struct tcb **tcb_bucket(struct ust_stack *s, const struct tcp_tuple *t)
 {
-    return &s->tcp.buckets[tuple_hash_keyed(&s->key, t) & s->tcp.mask];
+    return &s->tcp.buckets[tuple_hash_keyed(&s->fast_key, t) & s->tcp.mask];
 }
 
 int tcp_tables_init(struct ust_stack *s, uint32_t max_conns)

@@ -17,7 +17,7 @@
 set -u
 . "$(dirname "$0")/../lib/backend.sh"
 [ -x "$UST_BIN/ust-udpecho" ] && [ -x "$UST_BIN/ust-httpd" ] || { echo "SKIP: ust-udpecho/ust-httpd not built"; exit 77; }
-for t in curl wrk socat; do command -v "$t" >/dev/null || { echo "SKIP: $t missing (scripts/deps.sh)"; exit 77; }; done
+command -v socat >/dev/null || { echo "SKIP: socat missing (scripts/deps.sh)"; exit 77; }
 netns_setup_pair xk || exit 1
 netns_tmpdir || exit 1
 KNS=$NETNS_A UNS=$NETNS_B KIF=$NETNS_IF_A UIF=$NETNS_IF_B
@@ -115,7 +115,14 @@ run_tcp_mode() {
 # ust-httpd documents) and wrk runs 2 s with no errors, while the kernel keeps
 # answering its own address on the same interface.
 run_http_mode() {
-    local mode=$1 name=http_$1 rc=0 log=$NETNS_TMP/httpd.$1.log pid
+    local mode=$1 name=http_$1 rc=0 log=$NETNS_TMP/httpd.$1.log pid t
+    for t in curl wrk; do
+        command -v "$t" >/dev/null || {
+            echo "[$name] $t missing (scripts/deps.sh installs it): the HTTP part cannot run" >&2
+            tcp_result "$name" 1
+            return 1
+        }
+    done
     ip netns exec "$UNS" "$UST_BIN/ust-httpd" --dev "afxdp:$UIF,mode=$mode" --ip "$UIP/24" --size 1048576 \
         --stats >"$log" 2>&1 &
     pid=$!
@@ -140,7 +147,7 @@ print(hashlib.sha256((line * 16384)[:1048576]).hexdigest())')
     fi
     kernel_keeps_own "$mode" || rc=1
     kill -TERM "$pid" 2>/dev/null
-    timeout 10 tail --pid="$pid" -f /dev/null || rc=1
+    timeout 10 tail --pid="$pid" -f /dev/null || { kill -KILL "$pid" 2>/dev/null; rc=1; }
     wait "$pid" || rc=1
     netns_untrack_pid "$pid"
     grep -q '^httpd_resp_5xx 0$' "$log" || { echo "[$name] no clean exit or 5xx answered" >&2; tail -5 "$log" >&2; rc=1; }

@@ -124,7 +124,8 @@ check_counters() {
 echo_stop() {
     local rc=0
     kill -TERM "$TCP_ECHO_PID" 2>/dev/null
-    timeout 10 tail --pid="$TCP_ECHO_PID" -f /dev/null || { echo "ust-echo did not exit on SIGTERM" >&2; rc=1; }
+    timeout 10 tail --pid="$TCP_ECHO_PID" -f /dev/null || {
+        echo "ust-echo did not exit on SIGTERM" >&2; kill -KILL "$TCP_ECHO_PID" 2>/dev/null; rc=1; }
     wait "$TCP_ECHO_PID" || { echo "ust-echo exited non-zero" >&2; rc=1; }
     netns_untrack_pid "$TCP_ECHO_PID"
     grep -q "^w1 echo_accepted" "$TCP_ECHO_LOG" || { echo "ust-echo printed no per-worker counters" >&2; rc=1; }

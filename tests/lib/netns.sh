@@ -88,7 +88,7 @@ netns_veth() {
         netns_log "cannot create veth $2/$4 ${q[*]}"; return 2; }
     netns_offloads_off "$1" "$2" || return 1
     netns_offloads_off "$3" "$4" || return 1
-    ip -n "$1" link set "$2" up && ip -n "$3" link set "$4" up
+    ip -n "$1" link set "$2" up && ip -n "$3" link set "$4" up || return 1
 }
 
 # netns_mac NS IF -> prints the interface's MAC.

@@ -595,6 +595,7 @@ static uint32_t afx_tx_free(struct afx *a) { return xsk_prod_nb_free(&a->tx, AFX
  * the ring by itself. */
 static void afx_kick_tx(struct dev *d, struct afx *a)
 {
+    afx_complete(d, a);   /* a full completion ring also answers EAGAIN */
     uint32_t before = afx_tx_free(a);
     for (unsigned i = 0; i < AFX_KICK_MAX && xsk_ring_prod__needs_wakeup(&a->tx); i++) {
         if (sendto(a->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0 || errno != EAGAIN)

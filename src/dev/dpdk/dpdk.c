@@ -493,9 +493,7 @@ static int dpdk_port_start(int quiet)
 static int dpdk_port_bringup(const struct dpdk_opts *o)
 {
     if (o->intr) {
-        if (dpdk_port_setup(o, 1))
-            return -1;
-        if (dpdk_port_start(1) == 0)
+        if (dpdk_port_setup(o, 1) == 0 && dpdk_port_start(1) == 0)
             return 0;
         fprintf(stderr, "dpdk: port %u did not start with Rx interrupts; polling it instead\n", o->port);
         dpdk_g.port_ready = 0;
