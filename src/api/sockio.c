@@ -3,6 +3,7 @@
  * ust_block_hook) up to SO_RCVTIMEO / SO_SNDTIMEO. */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "api/forward.h"
@@ -260,7 +261,18 @@ static void udp_fill_from(const struct pkt *p, struct sockaddr *from, socklen_t 
     struct sockaddr_in in = {.sin_family = AF_INET};
     in.sin_addr.s_addr = htonl(rd32(p->buf + p->l3 + 12));
     in.sin_port = htons(rd16(pkt_data(p)));
-    memcpy(from, &in, *fromlen < sizeof(in) ? *fromlen : sizeof(in));
+    if (*fromlen >= sizeof(in)) {
+        /* Field by field: copying the whole struct would load it back
+         * from the stack right after its narrower stores, a load that
+         * cannot be forwarded and waits for every store before it. */
+        uint8_t *o = (uint8_t *)from;
+        memcpy(o + offsetof(struct sockaddr_in, sin_family), &in.sin_family, sizeof(in.sin_family));
+        memcpy(o + offsetof(struct sockaddr_in, sin_port), &in.sin_port, sizeof(in.sin_port));
+        memcpy(o + offsetof(struct sockaddr_in, sin_addr), &in.sin_addr, sizeof(in.sin_addr));
+        memset(o + offsetof(struct sockaddr_in, sin_zero), 0, sizeof(in.sin_zero));
+    } else {
+        memcpy(from, &in, *fromlen);
+    }
     *fromlen = sizeof(in);
 }
 

@@ -90,7 +90,12 @@ uint16_t ipv4_next_id(struct ust_stack *s, uint32_t src, uint32_t dst, uint8_t p
         uint64_t w[2] = {(uint64_t)src << 32 | dst, proto};
         b = (uint32_t)hash_words_keyed(&s->fast_key, w, 2);
     } else {
-        b = (uint32_t)siphash24(&s->key, key, sizeof(key));
+        struct ip_iface *ip = &s->ip;
+        if (!ip->id_cached || ip->id_src != src || ip->id_dst != dst || ip->id_proto != proto) {
+            ip->id_bucket = (uint16_t)(siphash24(&s->key, key, sizeof(key)) & (IP_ID_BUCKETS - 1));
+            ip->id_src = src, ip->id_dst = dst, ip->id_proto = proto, ip->id_cached = 1;
+        }
+        b = ip->id_bucket;
     }
     return s->ip.ids[b & (IP_ID_BUCKETS - 1)]++;
 }

@@ -36,6 +36,11 @@ struct ip_iface {
     uint8_t rt_last_valid;
     uint8_t rt_last_broadcast;
     uint32_t rt_last_next_hop, rt_last_src;
+    /* The last (src, dst, proto) that took the PRF and its bucket: a flow
+     * sending a burst of fragmentable datagrams (UDP) hashes once. */
+    uint32_t id_src, id_dst;
+    uint16_t id_bucket;
+    uint8_t id_proto, id_cached;
 };
 
 struct ip_route {

@@ -204,10 +204,13 @@ ssize_t ust_udp_sendto(struct ust_udp *u, const void *buf, size_t len, const str
         return -1;
     }
     uint8_t *h = pkt_put(p, (uint16_t)(UDP_HDR_LEN + len));
-    memcpy(h + UDP_HDR_LEN, buf, len);
     uint32_t src = u->laddr ? u->laddr : rt.src;
     struct udp_repr r = {.sport = u->lport, .dport = dport, .len = (uint16_t)(UDP_HDR_LEN + len)};
-    udp_emit(&r, h, r.len, csum_pseudo_ipv4(src, dst, IPPROTO_UDP_, r.len));
+    /* Sum the payload while copying it from the caller's (cached) buffer:
+     * reading it back from the pkt would wait for a buffer the memif peer
+     * may have touched last. */
+    uint32_t sum = csum_copy(csum_pseudo_ipv4(src, dst, IPPROTO_UDP_, r.len), h + UDP_HDR_LEN, buf, len);
+    udp_emit_sum(&r, h, r.len, sum);
     p->l4 = p->off;
     CTR_INC(&s->ctr, udp_tx);
     int rc = ipv4_output(s, p, src, dst, IPPROTO_UDP_, 0, 0, 0);

@@ -131,11 +131,6 @@ uint32_t csum_copy(uint32_t sum, void *dst, const void *src, size_t len)
     return sum;
 }
 
-uint16_t csum_fold(uint32_t sum)
-{
-    return (uint16_t)~csum_fold64(sum);
-}
-
 uint32_t csum_pseudo_ipv4(uint32_t src, uint32_t dst, uint8_t proto, uint16_t l4_len)
 {
     /* RFC 768 / RFC 9293 3.1: src, dst, zero, protocol, length. */

@@ -17,7 +17,15 @@ uint32_t csum_copy(uint32_t sum, void *dst, const void *src, size_t len);
 /* Fold the accumulator to 16 bits and complement it: the value to store in a
  * checksum field (host byte order). A packet verifies when folding the sum
  * over all of it (checksum field included) gives 0. */
-uint16_t csum_fold(uint32_t sum);
+static inline uint16_t csum_fold(uint32_t sum)
+{
+    /* Inline: it runs several times per packet. Two end-around folds take
+     * any 32-bit value to 16 bits (the first leaves at most 0x1fffe). A
+     * nonzero sum never folds to 0, so "negative zero" stays (RFC 1071). */
+    sum = (sum & 0xffffu) + (sum >> 16);
+    sum = (sum & 0xffffu) + (sum >> 16);
+    return (uint16_t)~sum;
+}
 
 /* The one's-complement checksum of a whole buffer. */
 static inline uint16_t csum_buf(const void *data, size_t len) { return csum_fold(csum_add(0, data, len)); }

@@ -104,17 +104,26 @@ int ipv4_emit(const struct ipv4_repr *r, uint8_t *buf, size_t len)
     if (r->mf)
         ff |= IPV4_FLAG_MF;
 
+    /* The checksum is summed from the values, not read back from buf: on a
+     * shared-memory wire buf may still be in flight to this core (the peer
+     * read it last), and a load of bytes just stored would wait for it.
+     * Each byte field is read on its own: a caller's repr is usually fresh
+     * byte stores, which one wider load could not take forwarded. */
+    uint8_t tos = r->tos, ttl = r->ttl, proto = r->proto;
+    uint32_t sum = csum_pseudo_ipv4(r->src, r->dst, 0, 0);
+    sum += (uint32_t)(IPV4_VERSION << 4 | IPV4_MIN_IHL) * 256u + tos;
+    sum += (uint32_t)r->total_len + r->id + ff;
+    sum += (uint32_t)ttl * 256u + proto;
     buf[IPV4_OFF_VER_IHL] = IPV4_VERSION << 4 | IPV4_MIN_IHL;
-    buf[IPV4_OFF_TOS] = r->tos;
+    buf[IPV4_OFF_TOS] = tos;
     wr16(buf + IPV4_OFF_TOTAL_LEN, r->total_len);
     wr16(buf + IPV4_OFF_ID, r->id);
     wr16(buf + IPV4_OFF_FLAGS_FRAG, ff);
-    buf[IPV4_OFF_TTL] = r->ttl;
-    buf[IPV4_OFF_PROTO] = r->proto;
-    wr16(buf + IPV4_OFF_CSUM, 0);
+    buf[IPV4_OFF_TTL] = ttl;
+    buf[IPV4_OFF_PROTO] = proto;
+    wr16(buf + IPV4_OFF_CSUM, csum_fold(sum));
     wr32(buf + IPV4_OFF_SRC, r->src);
     wr32(buf + IPV4_OFF_DST, r->dst);
-    wr16(buf + IPV4_OFF_CSUM, csum_buf(buf, IPV4_HDR_LEN));
     return IPV4_HDR_LEN;
 }
 

@@ -22,4 +22,10 @@ int udp_parse(const uint8_t *buf, size_t len, uint32_t pseudo, int verify, struc
  * at buf + 8, with the full checksum (0 is sent as 0xffff). Returns 8. */
 int udp_emit(const struct udp_repr *r, uint8_t *buf, size_t len, uint32_t pseudo);
 
+/* The same with the payload already summed: sum is the pseudo header
+ * accumulator plus csum_add (or csum_copy) over the payload. Nothing is read
+ * from buf, so a buffer still arriving in this core's cache does not stall
+ * the sender on a load of what it just stored. Returns 8. */
+int udp_emit_sum(const struct udp_repr *r, uint8_t *buf, size_t len, uint32_t sum);
+
 #endif
