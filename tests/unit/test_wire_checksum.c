@@ -95,6 +95,22 @@ TEST(copy_and_sum_equals_sum_then_copy)
             CHECK_EQ(dst[a + len], 0xa5);   /* nothing written past the end */
         }
     }
+    /* Large copies take the streaming-store path when the destination is
+     * 16-byte aligned, the cached one otherwise. */
+    static uint8_t bsrc[65600], bdst[65600] __attribute__((aligned(64)));
+    const size_t lens[] = {4095, 4096, 4097, 5000, 9001, 65000};
+    const size_t aligns[] = {0, 1, 16, 33};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        for (size_t j = 0; j < sizeof(aligns) / sizeof(aligns[0]); j++) {
+            size_t len = lens[i], a = aligns[j];
+            rng_fill(bsrc, len + 64);
+            memset(bdst, 0x5a, sizeof bdst);
+            uint32_t want = csum_add(7, bsrc + 3, len);
+            CHECK_EQ(csum_fold(csum_copy(7, bdst + a, bsrc + 3, len)), csum_fold(want));
+            CHECK_MEM(bdst + a, bsrc + 3, len);
+            CHECK_EQ(bdst[a + len], 0x5a);
+        }
+    }
 }
 
 TEST(all_ones_no_overflow)
