@@ -107,6 +107,7 @@ struct tcb {
     uint32_t ts_recent_ms;            /* when ts_recent was set (PAWS aging) */
     uint32_t last_ack_sent;           /* RFC 7323 Last.ACK.sent             */
     uint32_t recover;                 /* RFC 6582 "recover"                 */
+    uint32_t sb_marks_end;            /* snd_nxt at the last TF_SB_MARKS mark */
     uint32_t snd_up, rcv_up;          /* urgent pointers (RFC 9293 3.8.5)   */
     /* ---- loss recovery and congestion ---- */
     struct tcp_cc cc;
@@ -232,6 +233,13 @@ void tcp_send_reset(struct tcb *t);
 void tcp_send_ack_raw(struct ust_stack *s, const struct tcp_tuple *tuple, uint32_t seq, uint32_t ack,
                       uint16_t wnd, int has_ts, uint32_t tsval, uint32_t tsecr);
 int tcp_retransmit_seg(struct tcb *t, struct pkt *seg, uint32_t max_len);
+/* A sent segment below snd_nxt is about to carry a SACKED/LOST/RETRANS
+ * mark: the scoreboard is dirty until everything sent so far is acked. */
+static inline void tcp_sb_mark(struct tcb *t)
+{
+    t->flags |= TF_SB_MARKS;
+    t->sb_marks_end = t->snd_nxt;
+}
 uint32_t tcp_flight(const struct tcb *t);
 uint32_t tcp_ts_now(const struct tcb *t);
 uint16_t tcp_window_to_advertise(struct tcb *t);

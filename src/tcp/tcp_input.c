@@ -315,8 +315,12 @@ static uint32_t tcp_clean_acked(struct tcb *t, uint32_t ack, struct pkt **newest
         freed += cut;
     }
     t->snd_queued -= freed;
-    if (t->sndq.head == t->snd_unsent)
-        t->flags &= ~TF_SB_MARKS;   /* nothing sent is left: a clean scoreboard */
+    /* Every segment that could carry a mark lies below sb_marks_end: once
+     * that is acknowledged (or nothing sent is left) the scoreboard is clean
+     * again, also in the middle of a long transfer. */
+    if (t->sndq.head == t->snd_unsent ||
+        (!seq_lt(ack, t->sb_marks_end) && !(t->sndq.head->flags & (TSEG_SACKED | TSEG_LOST | TSEG_RETRANS))))
+        t->flags &= ~TF_SB_MARKS;
     return freed;
 }
 
@@ -353,7 +357,7 @@ static int tcp_update_window(struct tcb *t, const struct seg_in *in)
 /* Mark seg (or, with all, every sent un-SACKed segment from seg on) lost. */
 void tcp_mark_lost_from(struct tcb *t, struct pkt *seg, int all)
 {
-    t->flags |= TF_SB_MARKS;
+    tcp_sb_mark(t);
     for (; seg && seg != t->snd_unsent; seg = seg->next) {
         if (!(seg->flags & TSEG_SACKED))
             seg->flags |= TSEG_LOST;
@@ -417,6 +421,8 @@ static int tcp_detect_losses(struct tcb *t, int dupack)
     uint32_t rack_lost = marks ? rack_detect_loss(&t->rack, &t->sndq, s->now, reo, &timer_at) : 0;
     CTR_ADD(&s->ctr, tcp_rack_lost, rack_lost);
     lost += rack_lost;
+    if (lost)
+        tcp_sb_mark(t);
     if (timer_at)
         tcp_arm_probe(t, PROBE_REORDER, timer_at);
     return lost > 0;
@@ -557,7 +563,7 @@ static int tcp_ack_step(struct tcb *t, struct seg_in *in)
     if ((t->flags & TF_SACK_OK) && h->opt.sack_count) {
         sack_mark(&t->sndq, t->snd_una, t->snd_nxt, h->opt.sack, h->opt.sack_count, &t->rack, s->now, &sr);
         if (sr.newly_sacked)
-            t->flags |= TF_SB_MARKS;
+            tcp_sb_mark(t);
         if (sr.dsack) {
             CTR_INC(&s->ctr, tcp_dsack_rx);
             rack_on_dsack(&t->rack, t->snd_una, t->snd_nxt);

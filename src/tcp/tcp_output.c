@@ -239,7 +239,7 @@ int tcp_retransmit_seg(struct tcb *t, struct pkt *seg, uint32_t max_len)
     if (rc < 0)
         return rc;
     seg->flags = (uint16_t)((seg->flags & ~TSEG_LOST) | TSEG_RETRANS);
-    t->flags |= TF_SB_MARKS;
+    tcp_sb_mark(t);
     seg->stamp = t->stack->now;
     CTR_INC(&t->stack->ctr, tcp_retransmits);
     return 0;
