@@ -48,6 +48,7 @@ struct impair_cfg {
     uint32_t queue;
     struct impair_window blackout[IMPAIR_BLACKOUT_MAX];
     int n_blackout;
+    uint64_t after_bytes, after_len_ns;   /* --blackout-after BYTES:MS */
     uint64_t seed;
     double duration_s;
     int stats;
@@ -85,6 +86,10 @@ struct impair_dir {
 };
 
 static volatile sig_atomic_t impair_stop;
+/* The --blackout-after window once its byte count is reached (len 0 until
+ * then), and the bytes that arrived so far, both directions. */
+static struct impair_window impair_after_window;
+static uint64_t impair_bytes_in;
 
 /* ---- small helpers ---- */
 
@@ -147,6 +152,9 @@ static void usage(FILE *out)
         "                          frame that finds it full is dropped (drop_queue)\n"
         "  --blackout START:LEN    drop everything from START ms after start for LEN ms\n"
         "                          (repeatable, up to %d windows)\n"
+        "  --blackout-after BYTES:MS  drop everything for MS ms once BYTES have\n"
+        "                          arrived (both directions): lands mid-transfer\n"
+        "                          however fast the transfer is\n"
         "  --seed N                seed of the random streams (default 1); the same\n"
         "                          seed and traffic give the same faults\n"
         "  --duration S            exit after S seconds (default: run until a signal)\n"
@@ -202,30 +210,51 @@ static int parse_u64(const char *opt, const char *s, uint64_t max, uint64_t *out
     return 0;
 }
 
+/* "X:Y" -> X copied into head (NUL-terminated), returns Y; NULL with a
+ * message when there is no colon or X is too long. */
+static const char *split_colon(const char *opt, const char *want, const char *s, char *head, size_t cap)
+{
+    const char *colon = strchr(s, ':');
+    if (!colon || (size_t)(colon - s) >= cap) {
+        fprintf(stderr, "ust-impair: %s wants %s\n", opt, want);
+        return NULL;
+    }
+    memcpy(head, s, (size_t)(colon - s));
+    head[colon - s] = '\0';
+    return colon + 1;
+}
+
 static int parse_blackout(struct impair_cfg *c, const char *s)
 {
     char start[64];
-    const char *colon = strchr(s, ':');
-    if (!colon || (size_t)(colon - s) >= sizeof(start)) {
-        fprintf(stderr, "ust-impair: --blackout wants START_MS:LEN_MS\n");
+    const char *len = split_colon("--blackout", "START_MS:LEN_MS", s, start, sizeof(start));
+    if (!len)
         return -1;
-    }
     if (c->n_blackout == IMPAIR_BLACKOUT_MAX) {
         fprintf(stderr, "ust-impair: at most %d blackouts\n", IMPAIR_BLACKOUT_MAX);
         return -1;
     }
-    memcpy(start, s, (size_t)(colon - s));
-    start[colon - s] = '\0';
     struct impair_window *w = &c->blackout[c->n_blackout];
-    if (parse_ms("--blackout start", start, &w->start_ns) ||
-        parse_ms("--blackout length", colon + 1, &w->len_ns))
+    if (parse_ms("--blackout start", start, &w->start_ns) || parse_ms("--blackout length", len, &w->len_ns))
         return -1;
     c->n_blackout++;
     return 0;
 }
 
+static int parse_blackout_after(struct impair_cfg *c, const char *s)
+{
+    char bytes[64];
+    const char *len = split_colon("--blackout-after", "BYTES:LEN_MS", s, bytes, sizeof(bytes));
+    if (!len)
+        return -1;
+    return parse_u64("--blackout-after bytes", bytes, UINT64_MAX, &c->after_bytes) ||
+                   parse_ms("--blackout-after length", len, &c->after_len_ns)
+               ? -1
+               : 0;
+}
+
 enum { OPT_A = 1, OPT_B, OPT_LOSS, OPT_REORDER, OPT_HOLD, OPT_DUP, OPT_DELAY, OPT_JITTER,
-       OPT_QUEUE, OPT_CORRUPT, OPT_BLACKOUT, OPT_SEED, OPT_DURATION, OPT_STATS, OPT_HELP };
+       OPT_QUEUE, OPT_CORRUPT, OPT_BLACKOUT, OPT_AFTER_BLACKOUT, OPT_SEED, OPT_DURATION, OPT_STATS, OPT_HELP };
 
 static const struct option impair_options[] = {
     { "a", required_argument, NULL, OPT_A },
@@ -239,6 +268,7 @@ static const struct option impair_options[] = {
     { "queue", required_argument, NULL, OPT_QUEUE },
     { "corrupt", required_argument, NULL, OPT_CORRUPT },
     { "blackout", required_argument, NULL, OPT_BLACKOUT },
+    { "blackout-after", required_argument, NULL, OPT_AFTER_BLACKOUT },
     { "seed", required_argument, NULL, OPT_SEED },
     { "duration", required_argument, NULL, OPT_DURATION },
     { "stats", no_argument, NULL, OPT_STATS },
@@ -273,6 +303,7 @@ static int parse_option(struct impair_cfg *c, int opt, const char *arg)
     case OPT_DELAY: return parse_ms("--delay", arg, &c->delay_ns);
     case OPT_JITTER: return parse_ms("--jitter", arg, &c->jitter_ns);
     case OPT_BLACKOUT: return parse_blackout(c, arg);
+    case OPT_AFTER_BLACKOUT: return parse_blackout_after(c, arg);
     case OPT_SEED: return parse_u64("--seed", arg, UINT64_MAX, &c->seed);
     case OPT_DURATION: return parse_duration(arg, &c->duration_s);
     case OPT_STATS: c->stats = 1; return 0;
@@ -455,11 +486,17 @@ static void dir_fini(struct impair_dir *d)
 
 /* ---- impairing one frame ---- */
 
+static int in_window(const struct impair_window *w, uint64_t since_start)
+{
+    return since_start >= w->start_ns && since_start - w->start_ns < w->len_ns;
+}
+
 static int in_blackout(const struct impair_cfg *c, uint64_t since_start)
 {
+    if (in_window(&impair_after_window, since_start))
+        return 1;
     for (int i = 0; i < c->n_blackout; i++)
-        if (since_start >= c->blackout[i].start_ns &&
-            since_start - c->blackout[i].start_ns < c->blackout[i].len_ns)
+        if (in_window(&c->blackout[i], since_start))
             return 1;
     return 0;
 }
@@ -530,6 +567,9 @@ static void dir_impair(struct impair_dir *d, const struct impair_cfg *c, const u
                        uint32_t len, uint64_t now, uint64_t since_start)
 {
     d->st.rx++;
+    impair_bytes_in += len;
+    if (c->after_len_ns && !impair_after_window.len_ns && impair_bytes_in >= c->after_bytes)
+        impair_after_window = (struct impair_window){since_start, c->after_len_ns};
     if (len > frame_limit(d, frame, len)) {
         d->st.drop_oversize++;
         return;

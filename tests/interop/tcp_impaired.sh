@@ -69,10 +69,9 @@ fi
 if want blackout; then
     impair blackout
     echo "== blackout: 1 s blackout once 1 MiB has moved, kernel echo then ustack upload"
-    # 64 MiB: at ~100 MB/s the transfer must outlast restarting the bridge.
-    tcp_blackout "$KNS" blackout_kernel_echo tcp_kernel_echo blackout_kernel_echo "$KNS" "$UNS" "$UIF" "$UIP" \
-        "$(tcp_bytes 64)" 1
-    tcp_blackout "$KNS" blackout_ustack_upload tcp_ustack_upload blackout_ustack_upload "$KNS" "$KIP" "$UNS" "$UIF" "$UIP" \
-        "$(tcp_bytes 64)"
+    tcp_blackout blackout_kernel_echo tcp_kernel_echo blackout_kernel_echo "$KNS" "$UNS" "$UIF" "$UIP" \
+        "$(tcp_bytes 16)" 1
+    tcp_blackout blackout_ustack_upload tcp_ustack_upload blackout_ustack_upload "$KNS" "$KIP" "$UNS" "$UIF" "$UIP" \
+        "$(tcp_bytes 16)"
 fi
 tcp_finish

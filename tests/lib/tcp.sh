@@ -287,31 +287,16 @@ tcp_ustack_download() {
     return "$rc"
 }
 
-# tcp_if_bytes NS IF: bytes received plus sent on an interface.
-tcp_if_bytes() {
-    ip netns exec "$1" cat "/sys/class/net/$2/statistics/rx_bytes" "/sys/class/net/$2/statistics/tx_bytes" \
-        2>/dev/null | awk '{s += $1} END {print s + 0}'
-}
-
-# tcp_blackout KNS NAME RUN...: RUN a transfer in the background; once the
-# kernel namespace KNS's bridge-side interface has moved 1 MiB more, restart
-# the impairing bridge with a 1 s blackout starting at once, so it always
-# falls mid-transfer. The bridge must have dropped frames in it and the
-# transfer must still have been running then. Failures go to TCP_FAILED.
+# tcp_blackout NAME RUN...: restart the impairing bridge so that it
+# blacks out for 1 s once 1 MiB has crossed it (ust-impair --blackout-after:
+# the bridge counts, so the blackout lands mid-transfer however fast that
+# is), then RUN the transfer. The bridge must have dropped frames in the
+# blackout and the transfer must still complete. Failures go to TCP_FAILED.
 tcp_blackout() {
-    local kns=$1 name=$2 pid base n=0 dropped rc=0
-    shift 2
-    ( "$@" ) &
-    pid=$!
-    base=$(tcp_if_bytes "$kns" "$NETNS_LEFT_IF")
-    while [ $(( $(tcp_if_bytes "$kns" "$NETNS_LEFT_IF") - base )) -lt 1048576 ] && kill -0 "$pid" 2>/dev/null &&
-            [ $n -lt 3000 ]; do
-        sleep 0.01
-        n=$((n + 1))
-    done
-    kill -0 "$pid" 2>/dev/null || { echo "[$name] the transfer ended before the blackout" >&2; rc=1; }
-    netns_impair_restart --stats --blackout 0:1000 || rc=1
-    wait "$pid" || rc=1
+    local name=$1 dropped rc=0
+    shift
+    netns_impair_restart --stats --blackout-after 1048576:1000 || rc=1
+    ( "$@" ) || rc=1
     netns_impair_stop
     dropped=$(sed -n 's/.*drop_blackout \([0-9]*\).*/\1/p' "$NETNS_IMPAIR_LOG" | awk '{s += $1} END {print s + 0}')
     echo "[$name bridge] frames dropped in the blackout: $dropped"
