@@ -179,6 +179,7 @@ struct tcp_stack {
     uint32_t ooo_pkts, ooo_max;       /* out-of-order buffers, whole stack  */
     uint32_t sndbuf_default, rcvbuf_default;
     uint32_t sndbuf_max, rcvbuf_max;  /* autotuning ceilings */
+    uint64_t tune_granted;            /* bytes autotuning added, all connections */
     uint32_t syn_backlog;             /* per listener, before SYN cookies   */
 };
 
@@ -240,6 +241,9 @@ static inline void tcp_sb_mark(struct tcb *t)
     t->flags |= TF_SB_MARKS;
     t->sb_marks_end = t->snd_nxt;
 }
+/* Give back what buffer autotuning granted t (tcp_api.c), when t goes
+ * away or its sizes are fixed by hand. */
+void tcp_tune_release(struct tcb *t);
 uint32_t tcp_flight(const struct tcb *t);
 uint32_t tcp_ts_now(const struct tcb *t);
 uint16_t tcp_window_to_advertise(struct tcb *t);

@@ -200,17 +200,57 @@ static size_t tcp_append(struct tcb *t, const uint8_t *buf, size_t len)
     return done;
 }
 
+/* Autotuning shares one budget per stack, as Linux's tcp_mem does: the
+ * payload a quarter of the packet pool can hold (the rest backs the default
+ * buffers, the device rings and everything else). Buffers only promise memory; the
+ * pool is what backs them, and a promise far beyond it ends in a frozen
+ * window for everyone (DESIGN: degrade by shrinking windows, never drop). */
+static uint64_t tcp_tune_budget(const struct ust_stack *s)
+{
+    uint32_t per_pkt = s->ip.mtu > 40 ? s->ip.mtu - 40 : 536;
+    return (uint64_t)(s->pool.count / 4) * per_pkt;
+}
+
+static uint32_t tcp_tune_extra(const struct tcb *t, uint32_t size, uint32_t dflt, uint32_t lock)
+{
+    return !(t->flags & lock) && size > dflt ? size - dflt : 0;
+}
+
+static void tcp_tune_give_back(struct tcp_stack *ts, uint64_t extra)
+{
+    ts->tune_granted = ts->tune_granted > extra ? ts->tune_granted - extra : 0;
+}
+
+void tcp_tune_release(struct tcb *t)
+{
+    struct tcp_stack *ts = &t->stack->tcp;
+    tcp_tune_give_back(ts, tcp_tune_extra(t, t->rcvbuf, ts->rcvbuf_default, TF_RCVBUF_LOCK) +
+                               tcp_tune_extra(t, t->sndbuf, ts->sndbuf_default, TF_SNDBUF_LOCK));
+}
+
+/* Grow *size toward want (at most max), within what the budget has left. */
+static void tcp_tune_grow(struct tcb *t, uint32_t *size, uint64_t want, uint32_t max)
+{
+    struct ust_stack *s = t->stack;
+    if (want > max)
+        want = max;
+    if (want <= *size)
+        return;
+    uint64_t budget = tcp_tune_budget(s), used = s->tcp.tune_granted;
+    uint64_t add = want - *size;
+    if (used + add > budget)
+        add = budget > used ? budget - used : 0;
+    *size += (uint32_t)add;
+    s->tcp.tune_granted += add;
+}
+
 /* Send-buffer autotuning (as Linux's tcp_sndbuf_expand): room for twice the
  * congestion window, so the application can queue the next window while
  * one is in flight; at most --tcp-sndbuf-max. */
 static void tcp_sndbuf_expand(struct tcb *t)
 {
-    if (t->flags & TF_SNDBUF_LOCK)
-        return;
-    uint32_t max = t->stack->tcp.sndbuf_max;
-    uint64_t want = 2ull * t->cc.cwnd;
-    if (want > t->sndbuf)
-        t->sndbuf = want < max ? (uint32_t)want : max;
+    if (!(t->flags & TF_SNDBUF_LOCK))
+        tcp_tune_grow(t, &t->sndbuf, 2ull * t->cc.cwnd, t->stack->tcp.sndbuf_max);
 }
 
 ssize_t ust_tcp_send(struct ust_tcp *c, const void *buf, size_t len)
@@ -278,10 +318,7 @@ static void tcp_rcvbuf_adjust(struct tcb *t)
     uint32_t span = t->rtt.srtt_us > TCP_DRS_MIN_US ? t->rtt.srtt_us : TCP_DRS_MIN_US;
     if (now_us - t->drs_time_us < span)
         return;
-    uint64_t want = 2ull * (read_seq - t->drs_seq);
-    uint32_t max = t->stack->tcp.rcvbuf_max;
-    if (want > t->rcvbuf)
-        t->rcvbuf = want < max ? (uint32_t)want : max;
+    tcp_tune_grow(t, &t->rcvbuf, 2ull * (read_seq - t->drs_seq), t->stack->tcp.rcvbuf_max);
     t->drs_time_us = now_us;
     t->drs_seq = read_seq;
 }
@@ -471,10 +508,14 @@ int ust_tcp_setopt(struct ust_tcp *c, enum ust_tcp_opt opt, int value)
     case UST_TCP_OPT_KEEPCNT: t->keep_cnt = (uint8_t)(value > 255 ? 255 : value ? value : 1); return 0;
     case UST_TCP_OPT_LINGER0: tcp_set_flag(t, TF_LINGER0, value); return 0;
     case UST_TCP_OPT_SNDBUF:   /* as Linux: a size set by hand is kept */
+        tcp_tune_give_back(&t->stack->tcp, tcp_tune_extra(t, t->sndbuf, t->stack->tcp.sndbuf_default,
+                                                          TF_SNDBUF_LOCK));
         t->sndbuf = value < 4096 ? 4096 : (uint32_t)value;
         t->flags |= TF_SNDBUF_LOCK;
         return 0;
     case UST_TCP_OPT_RCVBUF:
+        tcp_tune_give_back(&t->stack->tcp, tcp_tune_extra(t, t->rcvbuf, t->stack->tcp.rcvbuf_default,
+                                                          TF_RCVBUF_LOCK));
         t->rcvbuf = value < 4096 ? 4096 : (uint32_t)value;
         t->flags |= TF_RCVBUF_LOCK;
         return 0;

@@ -69,6 +69,7 @@ struct tcb *tcb_alloc(struct ust_stack *s)
 
 void tcb_free(struct ust_stack *s, struct tcb *t)
 {
+    tcp_tune_release(t);
     t->state = TCP_CLOSED;
     t->hnext = s->tcp.free_list;
     s->tcp.free_list = t;
