@@ -244,6 +244,15 @@ static void tcp_tune_grow(struct tcb *t, uint32_t *size, uint64_t want, uint32_t
     s->tcp.tune_granted += add;
 }
 
+/* A size set by hand (SO_SNDBUF/SO_RCVBUF) is kept, as on Linux: what
+ * autotuning had granted goes back to the budget and it stops for *size. */
+static void tcp_buf_fix(struct tcb *t, uint32_t *size, uint32_t dflt, uint32_t lock, int value)
+{
+    tcp_tune_give_back(&t->stack->tcp, tcp_tune_extra(t, *size, dflt, lock));
+    *size = value < 4096 ? 4096 : (uint32_t)value;
+    t->flags |= lock;
+}
+
 /* Send-buffer autotuning (as Linux's tcp_sndbuf_expand): room for twice the
  * congestion window, so the application can queue the next window while
  * one is in flight; at most --tcp-sndbuf-max. */
@@ -507,17 +516,11 @@ int ust_tcp_setopt(struct ust_tcp *c, enum ust_tcp_opt opt, int value)
     case UST_TCP_OPT_KEEPINTVL: t->keep_intvl_s = value ? (uint32_t)value : 1; return 0;
     case UST_TCP_OPT_KEEPCNT: t->keep_cnt = (uint8_t)(value > 255 ? 255 : value ? value : 1); return 0;
     case UST_TCP_OPT_LINGER0: tcp_set_flag(t, TF_LINGER0, value); return 0;
-    case UST_TCP_OPT_SNDBUF:   /* as Linux: a size set by hand is kept */
-        tcp_tune_give_back(&t->stack->tcp, tcp_tune_extra(t, t->sndbuf, t->stack->tcp.sndbuf_default,
-                                                          TF_SNDBUF_LOCK));
-        t->sndbuf = value < 4096 ? 4096 : (uint32_t)value;
-        t->flags |= TF_SNDBUF_LOCK;
+    case UST_TCP_OPT_SNDBUF:
+        tcp_buf_fix(t, &t->sndbuf, t->stack->tcp.sndbuf_default, TF_SNDBUF_LOCK, value);
         return 0;
     case UST_TCP_OPT_RCVBUF:
-        tcp_tune_give_back(&t->stack->tcp, tcp_tune_extra(t, t->rcvbuf, t->stack->tcp.rcvbuf_default,
-                                                          TF_RCVBUF_LOCK));
-        t->rcvbuf = value < 4096 ? 4096 : (uint32_t)value;
-        t->flags |= TF_RCVBUF_LOCK;
+        tcp_buf_fix(t, &t->rcvbuf, t->stack->tcp.rcvbuf_default, TF_RCVBUF_LOCK, value);
         return 0;
     case UST_TCP_OPT_MAXSEG:
         if (value && (value < 88 || value > 65495))

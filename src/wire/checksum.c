@@ -119,8 +119,9 @@ static uint64_t csum_copy_native(uint8_t *d, const uint8_t *s, size_t len)
 #ifdef __SSE2__
     /* A large payload is not read again here: its lines go straight out
      * (non-temporal stores) instead of first being fetched for ownership,
-     * which on a shared-memory wire means from the peer's core. */
-    int stream = len >= CSUM_STREAM_MIN;
+     * which on a shared-memory wire means from the peer's core. Streaming
+     * stores want 16-byte alignment; d moves in steps of 32, so it keeps it. */
+    int stream = len >= CSUM_STREAM_MIN && !((uintptr_t)d & 15);
 #endif
     while (len >= 32) {
         size_t steps = len / 32 < CSUM_VEC_STEPS ? len / 32 : CSUM_VEC_STEPS;
@@ -130,7 +131,7 @@ static uint64_t csum_copy_native(uint8_t *d, const uint8_t *s, size_t len)
             memcpy(&v0, s, 16);
             memcpy(&v1, s + 16, 16);
 #ifdef __SSE2__
-            if (stream && !((uintptr_t)d & 15)) {
+            if (stream) {
                 _mm_stream_si128((__m128i *)d, (__m128i)v0);
                 _mm_stream_si128((__m128i *)(d + 16), (__m128i)v1);
             } else
