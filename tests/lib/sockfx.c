@@ -9,13 +9,20 @@
 static int sfx_link_seq;
 
 static struct ust_stack *sfx_stack(const char *link, const char *end, const char *ip, const char *mac,
-                                   const char *peer)
+                                   const char *peer, const struct sfx_size *sz)
 {
-    char dev[64];
-    snprintf(dev, sizeof(dev), "memlink:%s,end=%s", link, end);
+    char dev[80], pkts[16], conns[16], backlog[16];
+    if (sz->qlen)
+        snprintf(dev, sizeof(dev), "memlink:%s,end=%s,qlen=%u", link, end, sz->qlen);
+    else
+        snprintf(dev, sizeof(dev), "memlink:%s,end=%s", link, end);
+    snprintf(pkts, sizeof(pkts), "%u", sz->pkts);
+    snprintf(conns, sizeof(conns), "%u", sz->conns);
+    /* As many half-open as connections, never below the stack's default. */
+    snprintf(backlog, sizeof(backlog), "%u", sz->conns > 1024 ? sz->conns : 1024);
     char *argv[] = {"test", "--dev", dev, "--ip", (char *)ip, "--mac", (char *)mac, "--neigh", (char *)peer,
-                    "--pkts", "2048", "--tcp-conns", "256", NULL};
-    int argc = 13;
+                    "--pkts", pkts, "--tcp-conns", conns, "--tcp-syn-backlog", backlog, NULL};
+    int argc = 15;
     struct ust_config *cfg = ust_config_new();
     if (!cfg || ust_config_parse_args(cfg, &argc, argv) < 0)
         return NULL;
@@ -24,9 +31,9 @@ static struct ust_stack *sfx_stack(const char *link, const char *end, const char
     return s;
 }
 
-static uint64_t sfx_now(void *arg) { return ((struct sockfx *)arg)->now; }
+uint64_t sfx_now(void *arg) { return ((struct sockfx *)arg)->now; }
 
-static void sfx_idle(void *arg, uint64_t deadline)
+void sfx_idle(void *arg, uint64_t deadline)
 {
     struct sockfx *f = arg;
     f->idle_calls++;
@@ -38,13 +45,13 @@ static void sfx_idle(void *arg, uint64_t deadline)
         f->now = deadline;
 }
 
-int sfx_open(struct sockfx *f)
+int sfx_open_sized(struct sockfx *f, const struct sfx_size *sz)
 {
     char link[32];
     memset(f, 0, sizeof(*f));
     snprintf(link, sizeof(link), "sfx%d", sfx_link_seq++);
-    f->srv = sfx_stack(link, "a", "10.0.0.2/24", "02:00:00:00:00:02", "10.0.0.1=02:00:00:00:00:01");
-    f->cli = sfx_stack(link, "b", "10.0.0.1/24", "02:00:00:00:00:01", "10.0.0.2=02:00:00:00:00:02");
+    f->srv = sfx_stack(link, "a", "10.0.0.2/24", "02:00:00:00:00:02", "10.0.0.1=02:00:00:00:00:01", sz);
+    f->cli = sfx_stack(link, "b", "10.0.0.1/24", "02:00:00:00:00:01", "10.0.0.2=02:00:00:00:00:02", sz);
     if (!f->srv || !f->cli)
         return -1;
     f->now = ust_now_ns();
@@ -53,6 +60,30 @@ int sfx_open(struct sockfx *f)
         return -1;
     sfx_run(f, 1000000);
     return 0;
+}
+
+int sfx_open(struct sockfx *f)
+{
+    return sfx_open_sized(f, &(struct sfx_size){.pkts = 2048, .conns = 256});
+}
+
+int sfx_open_pair(struct sockfx *f, uint16_t port, int accept_flags, int *lfd, int *cfd, int *sfd,
+                  struct sockaddr_in *peer)
+{
+    if (sfx_open(f) < 0)
+        return -1;
+    sfx_use(f->srv);
+    *lfd = ust_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in a = sfx_addr("0.0.0.0", port), to = sfx_addr(SFX_SRV_IP, port);
+    if (*lfd < UST_FD_BASE || ust_bind(*lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || ust_listen(*lfd, 16) < 0)
+        return -1;
+    sfx_use(f->cli);
+    *cfd = ust_socket(AF_INET, SOCK_STREAM, 0);
+    if (*cfd < UST_FD_BASE || ust_connect(*cfd, (struct sockaddr *)&to, sizeof(to)) < 0)
+        return -1;
+    socklen_t pl = sizeof(*peer);
+    *sfd = ust_accept4(*lfd, peer ? (struct sockaddr *)peer : NULL, peer ? &pl : NULL, accept_flags);
+    return *sfd >= UST_FD_BASE && (!peer || pl == sizeof(*peer)) ? 0 : -1;
 }
 
 void sfx_use(struct ust_stack *s) { ust_socket_attach(s); }

@@ -22,48 +22,10 @@ static struct sockaddr *SA(struct sockaddr_in *a) { return (struct sockaddr *)a;
 
 /* ---- a roomier two-stack fixture for a thousand connections ---- */
 
-static uint64_t big_now(void *arg) { return ((struct sockfx *)arg)->now; }
-
-static void big_idle(void *arg, uint64_t deadline)
-{
-    struct sockfx *f = arg;
-    f->idle_calls++;
-    if (deadline == UINT64_MAX)
-        f->now += 1000000000ULL;
-    else if (deadline > f->now)
-        f->now = deadline;
-}
-
-static struct ust_stack *big_stack(const char *dev, const char *ip, const char *mac, const char *peer)
-{
-    char *argv[] = {"test",   "--dev",       (char *)dev, "--ip",  (char *)ip,        "--mac",
-                    (char *)mac, "--neigh", (char *)peer, "--pkts", "16384", "--tcp-conns",
-                    "4096",   "--tcp-syn-backlog", "4096", NULL};
-    int argc = 15;
-    struct ust_config *cfg = ust_config_new();
-    if (!cfg || ust_config_parse_args(cfg, &argc, argv) < 0)
-        return NULL;
-    struct ust_stack *s = ust_stack_create(cfg);
-    ust_config_free(cfg);
-    return s;
-}
-
 /* Like sfx_open, with pools and a link queue for 2,000 connections. */
 static int big_open(struct sockfx *f)
 {
-    memset(f, 0, sizeof(*f));
-    f->srv = big_stack("memlink:coro_sock,end=a,qlen=8192", "10.0.0.2/24", "02:00:00:00:00:02",
-                       "10.0.0.1=02:00:00:00:00:01");
-    f->cli = big_stack("memlink:coro_sock,end=b,qlen=8192", "10.0.0.1/24", "02:00:00:00:00:01",
-                       "10.0.0.2=02:00:00:00:00:02");
-    if (!f->srv || !f->cli)
-        return -1;
-    f->now = ust_now_ns();
-    ust_socket_set_clock(big_now, big_idle, f);
-    if (ust_socket_attach(f->cli) < 0 || ust_socket_attach(f->srv) < 0)
-        return -1;
-    sfx_run(f, MS);
-    return 0;
+    return sfx_open_sized(f, &(struct sfx_size){.pkts = 16384, .conns = 4096, .qlen = 8192});
 }
 
 /* Every coroutine finished, stacks freed, sockets closed, no buffer leaked. */
@@ -224,18 +186,7 @@ TEST(thousand_blocking_clients_one_thread)
 /* A listener on srv and a connected pair: cfd on cli, sfd on srv. */
 static void open_pair(HARNESS_ARGS, struct sockfx *f, int *lfd, int *cfd, int *sfd)
 {
-    CHECK(sfx_open(f) == 0);
-    sfx_use(f->srv);
-    *lfd = ust_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    struct sockaddr_in a = sfx_addr("0.0.0.0", PORT);
-    CHECK_EQ(ust_bind(*lfd, SA(&a), sizeof(a)), 0);
-    CHECK_EQ(ust_listen(*lfd, 16), 0);
-    sfx_use(f->cli);
-    *cfd = ust_socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in to = sfx_addr(SFX_SRV_IP, PORT);
-    CHECK_EQ(ust_connect(*cfd, SA(&to), sizeof(to)), 0);
-    *sfd = ust_accept4(*lfd, NULL, NULL, 0);
-    CHECK(*sfd >= UST_FD_BASE);
+    CHECK_EQ(sfx_open_pair(f, PORT, 0, lfd, cfd, sfd, NULL), 0);
 }
 
 struct waiter {

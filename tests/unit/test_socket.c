@@ -25,23 +25,8 @@ static struct sockaddr *SA(struct sockaddr_in *a) { return (struct sockaddr *)a;
  * accepted. */
 static void open_pair(HARNESS_ARGS, struct sockfx *f, int *lfd, int *cfd, int *sfd)
 {
-    CHECK(sfx_open(f) == 0);
-    sfx_use(f->srv);
-    *lfd = ust_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    CHECK(*lfd >= UST_FD_BASE);
-    struct sockaddr_in a = sfx_addr("0.0.0.0", PORT);
-    CHECK_EQ(ust_bind(*lfd, SA(&a), sizeof(a)), 0);
-    CHECK_EQ(ust_listen(*lfd, 16), 0);
-    sfx_use(f->cli);
-    *cfd = ust_socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(*cfd >= UST_FD_BASE);
-    struct sockaddr_in to = sfx_addr(SFX_SRV_IP, PORT);
-    CHECK_EQ(ust_connect(*cfd, SA(&to), sizeof(to)), 0);
     struct sockaddr_in peer;
-    socklen_t pl = sizeof(peer);
-    *sfd = ust_accept4(*lfd, SA(&peer), &pl, SOCK_NONBLOCK);
-    CHECK(*sfd >= UST_FD_BASE);
-    CHECK_EQ(pl, sizeof(peer));
+    CHECK_EQ(sfx_open_pair(f, PORT, SOCK_NONBLOCK, lfd, cfd, sfd, &peer), 0);
     CHECK_EQ(peer.sin_addr.s_addr, sfx_addr(SFX_CLI_IP, 0).sin_addr.s_addr);
 }
 
